@@ -1,0 +1,202 @@
+"""Tree specs: what a tree of viable systems is made of, validated once at the edge.
+
+A :class:`TreeSpec` describes a whole tree; each :class:`NodeSpec` a viable system: the
+capabilities its leaf units offer, its children, the templates it may spawn on demand, its
+placement on Ray, and its policy and limits. The same spec runs in the simulator and on Ray.
+
+Rules:
+    1. A child's policy tightens its parent's and never loosens it: :meth:`PolicySpec.tighten`
+       intersects grants and takes the smaller of every limit. ``None`` means "inherit".
+    2. A spec whose static tree is deeper than its depth guard is refused at validation.
+    3. Names are path segments; sibling names are unique.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from vsm.address import check_path
+
+__all__ = ["CapabilitySpec", "LimitsSpec", "NodeSpec", "Placement", "PolicySpec", "TreeSpec"]
+
+Placement = Literal["node", "system", "pooled"]
+
+# Specs come from YAML or TOML, where a list stands for a tuple: lax types, but no unknown keys.
+_MODEL = ConfigDict(extra="forbid", frozen=True)
+
+
+class CapabilitySpec(BaseModel):
+    """A capability served by a leaf unit of a viable system (a kernel)."""
+
+    model_config = _MODEL
+
+    name: str = Field(min_length=1, description="capability name, e.g. 'patterns.generate'")
+    description: str = ""
+    kernel: str = Field(min_length=1, description="name of the kernel that serves it")
+    cost: float = Field(default=1.0, ge=0)
+    zone: str = "default"
+
+
+class PolicySpec(BaseModel):
+    """S5's policy: who may act in which zone, and the recursion guard."""
+
+    model_config = _MODEL
+
+    zones: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict, description="user -> zones granted beyond the open zones"
+    )
+    open_zones: tuple[str, ...] = ("default",)
+    max_depth: int = Field(default=3, ge=0, le=32)
+    max_params: int = Field(default=64, ge=0)
+    default_deadline: float = Field(default=30.0, gt=0)
+    spawn_failure_threshold: int = Field(default=3, ge=1)
+    spawn_reset_after: float = Field(default=60.0, gt=0)
+    algedonic_threshold: float = Field(default=0.5, ge=0, le=1)
+    version: int = Field(default=1, ge=1)
+
+    def grants(self, user: str, zone: str) -> bool:
+        """Whether ``user`` may act in ``zone``."""
+        return zone in self.open_zones or zone in self.zones.get(user, ())
+
+    def tighten(self, child: PolicySpec | None) -> PolicySpec:
+        """The effective policy of a child: this policy, tightened by ``child`` (rule 1)."""
+        if child is None:
+            return self
+        open_zones = tuple(z for z in self.open_zones if z in child.open_zones)
+        zones: dict[str, tuple[str, ...]] = {}
+        for user in sorted(self.zones.keys() | child.zones.keys()):
+            candidates = (*self.zones.get(user, ()), *child.zones.get(user, ()))
+            granted = tuple(
+                dict.fromkeys(
+                    z
+                    for z in candidates
+                    if z not in open_zones and self.grants(user, z) and child.grants(user, z)
+                )
+            )
+            if granted:
+                zones[user] = granted
+        return PolicySpec(
+            zones=zones,
+            open_zones=open_zones,
+            max_depth=min(self.max_depth, child.max_depth),
+            max_params=min(self.max_params, child.max_params),
+            default_deadline=min(self.default_deadline, child.default_deadline),
+            spawn_failure_threshold=min(
+                self.spawn_failure_threshold, child.spawn_failure_threshold
+            ),
+            spawn_reset_after=max(self.spawn_reset_after, child.spawn_reset_after),
+            algedonic_threshold=max(self.algedonic_threshold, child.algedonic_threshold),
+            version=child.version,
+        )
+
+
+class LimitsSpec(BaseModel):
+    """S2's and S3's limits: rates, supervision, failure detection."""
+
+    model_config = _MODEL
+
+    user_rate: float = Field(default=200.0, gt=0, description="intents per second per user")
+    user_burst: float = Field(default=400.0, ge=1)
+    capability_rate: float = Field(default=1000.0, gt=0)
+    capability_burst: float = Field(default=2000.0, ge=1)
+    max_in_flight: int = Field(default=10_000, ge=1)
+    restart_max: int = Field(default=3, ge=0)
+    restart_within: float = Field(default=60.0, gt=0)
+    resend_every: float = Field(
+        default=1.0, gt=0, description="seconds between resends of an unanswered child intent"
+    )
+    heartbeat_every: float = Field(default=1.0, gt=0)
+    warning_after: float = Field(default=3.0, gt=0)
+    zombie_after: float = Field(default=6.0, gt=0)
+    dead_after: float = Field(default=12.0, gt=0)
+    audit_every: float = Field(default=5.0, gt=0)
+    gossip_every: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LimitsSpec:
+        if not self.warning_after < self.zombie_after < self.dead_after:
+            raise ValueError(
+                "need warning_after < zombie_after < dead_after, got "
+                f"{self.warning_after} / {self.zombie_after} / {self.dead_after}"
+            )
+        return self
+
+
+class NodeSpec(BaseModel):
+    """One viable system: its leaf capabilities, children, templates, placement, policy."""
+
+    model_config = _MODEL
+
+    name: str
+    capabilities: tuple[CapabilitySpec, ...] = ()
+    children: tuple[NodeSpec, ...] = ()
+    templates: tuple[NodeSpec, ...] = Field(
+        default=(), description="children S4 may propose spawning when demand appears"
+    )
+    placement: Placement = "node"
+    policy: PolicySpec | None = None
+    limits: LimitsSpec | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _segment(cls, name: str) -> str:
+        if "/" in name:
+            raise ValueError(f"a node name is one path segment, got {name!r}")
+        check_path(name)
+        return name
+
+    @model_validator(mode="after")
+    def _unique(self) -> NodeSpec:
+        for group, items in (("children", self.children), ("templates", self.templates)):
+            names = [c.name for c in items]
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"node {self.name!r} has duplicate {group}: {dupes}")
+        caps = [c.name for c in self.capabilities]
+        dupes = sorted({n for n in caps if caps.count(n) > 1})
+        if dupes:
+            raise ValueError(f"node {self.name!r} lists capabilities twice: {dupes}")
+        return self
+
+    def offered(self) -> set[str]:
+        """Every capability this node or its subtree (static or by template) can offer."""
+        out = {c.name for c in self.capabilities}
+        for child in (*self.children, *self.templates):
+            out |= child.offered()
+        return out
+
+    def descriptions(self) -> dict[str, str]:
+        """Capability name -> description, over this node's subtree and templates."""
+        out: dict[str, str] = {}
+        for child in (*self.children, *self.templates):
+            out.update(child.descriptions())
+        out.update({c.name: c.description or c.name for c in self.capabilities})
+        return out
+
+    def height(self) -> int:
+        """Levels of static children below this node (0 for a leaf)."""
+        return 1 + max((c.height() for c in self.children), default=-1)
+
+
+class TreeSpec(BaseModel):
+    """A whole tree of viable systems."""
+
+    model_config = _MODEL
+
+    name: str = Field(min_length=1, description="tree name; the Ray namespace derives from it")
+    root: NodeSpec
+    policy: PolicySpec = PolicySpec()
+    limits: LimitsSpec = LimitsSpec()
+    storage: str = Field(default="vsm.sqlite", description="SQLite path for checkpoints")
+
+    @model_validator(mode="after")
+    def _depth(self) -> TreeSpec:
+        guard = self.policy.tighten(self.root.policy).max_depth
+        if self.root.height() > guard:
+            raise ValueError(
+                f"the static tree is {self.root.height()} levels deep but the depth guard "
+                f"(policy.max_depth) is {guard}"
+            )
+        return self
