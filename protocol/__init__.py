@@ -4,6 +4,7 @@ Layer: the middle of three (``vsm`` ← ``protocol`` ← ``actors``). It imports
 domain messages it carries and never imports ``ray`` or ``actors`` (checked by import-linter).
 """
 
+from protocol._amqp import AmqpStatistics, AmqpTransport
 from protocol._codec import DOMAIN, FRAME_VERSION, MAX_ENVELOPE_SIZE, replay_id, seal, unseal
 from protocol._envelope import (
     MAX_META_ENTRIES,
@@ -84,6 +85,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "AlgedonicBody",
     "AlreadySettled",
+    "AmqpStatistics",
+    "AmqpTransport",
     "AuditBody",
     "AuditVerifier",
     "Body",

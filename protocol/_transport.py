@@ -230,7 +230,9 @@ class Subscription(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class TransportStatistics:
-    """Counters of a transport.
+    """Counters of a :class:`~protocol.MemoryTransport`.
+
+    An AMQP transport sees only its own side of the broker: :class:`~protocol.AmqpStatistics`.
 
     Invariants, with no publish under way:
 
@@ -284,9 +286,6 @@ class Transport(Protocol):
 
     async def close(self) -> None:
         """Close every subscription and refuse further publishes."""
-
-    def statistics(self) -> TransportStatistics:
-        """The transport's counters now."""
 
 
 # ---------------------------------------------------------------- routes

@@ -112,6 +112,8 @@ EXPECTED_ALL = {
         "NONCE_SIZE",
         "SCHEMA_VERSION",
         "AlgedonicBody",
+        "AmqpStatistics",
+        "AmqpTransport",
         "AlreadySettled",
         "AuditBody",
         "AuditVerifier",
