@@ -55,6 +55,7 @@ __all__ = [
     "SweepTick",
     "UnitDied",
     "UnitDown",
+    "UnitLost",
     "Unroutable",
 ]
 
@@ -245,6 +246,18 @@ class UnitDied:
 
 
 @record
+class UnitLost:
+    """To S2: the host saw a unit's process die (a death-watch fired); treat it as dead now.
+
+    S2 acts as when its own heartbeat sweep declares a unit dead: the unit's work leaves S2's
+    load, S1 stops routing to it, S3 decides restart or escalation.
+    """
+
+    unit: str
+    reason: str
+
+
+@record
 class Escalated:
     """To S3 of the parent: a child exceeded its restart intensity or failed to recover."""
 
@@ -397,6 +410,7 @@ Message = (
     | ClaimDecided
     | Measured
     | UnitDied
+    | UnitLost
     | Escalated
     | AuditTick
     | AuditProbe

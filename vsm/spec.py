@@ -190,6 +190,9 @@ class TreeSpec(BaseModel):
     policy: PolicySpec = PolicySpec()
     limits: LimitsSpec = LimitsSpec()
     storage: str = Field(default="vsm.sqlite", description="SQLite path for checkpoints")
+    pool_size: int = Field(
+        default=4, ge=1, le=1024, description="Ray actors hosting the `pooled` viable systems"
+    )
 
     @model_validator(mode="after")
     def _depth(self) -> TreeSpec:

@@ -23,6 +23,7 @@ from vsm.messages import (
     SweepTick,
     UnitDied,
     UnitDown,
+    UnitLost,
 )
 from vsm.spec import LimitsSpec, NodeSpec
 
@@ -171,6 +172,21 @@ def test_child_that_never_beats_is_declared_dead():
         downs += sent(sweep(s2, now), UnitDown)
     assert downs == [UnitDown(unit="root/a")]
     assert s2.health("root/a", 12.0) is Health.DEAD
+
+
+def test_a_unit_lost_by_the_host_is_dead_at_once_and_its_work_leaves_the_load():
+    """A death-watch report acts like the sweep declaring the unit dead, without the wait."""
+    s2 = system2(max_in_flight=10)
+    s2.handle(Heartbeat(unit="root/a", load=0), 0.0)
+    s2.handle(Heartbeat(unit="root/b", load=0), 0.0)
+    placed = [coordinate(s2, n).unit for n in range(4)]
+    load = s2.load
+    lost = s2.handle(UnitLost(unit="root/a", reason="actor died"), 1.0)
+    assert health_changes(lost) == [("root/a", "unknown", "dead")]
+    assert sent(lost, UnitDown, S1) == [UnitDown(unit="root/a")]
+    assert sent(lost, UnitDied, S3) == [UnitDied(unit="root/a", reason="actor died")]
+    assert s2.load == load - placed.count("root/a")
+    assert s2.handle(UnitLost(unit="root/zzz", reason="not a child"), 1.0) == []
 
 
 def test_healthier_units_are_preferred_and_zombies_only_as_a_last_resort():

@@ -41,6 +41,7 @@ from vsm.messages import (
     SweepTick,
     UnitDied,
     UnitDown,
+    UnitLost,
 )
 from vsm.systems._node import LOCAL, Node
 
@@ -130,6 +131,8 @@ class System2:
                 ]
             case ClaimResource():
                 return self._claim(message, now)
+            case UnitLost(unit=unit, reason=reason):
+                return self._lost(unit, reason, now)
             case ChildSpawned(path=path):
                 # A new (or restarted) child gets a full grace period before it counts as silent;
                 # its first heartbeat tells S5 the spawn worked.
@@ -231,6 +234,26 @@ class System2:
                     ),
                 ]
         return effects
+
+    def _lost(self, unit: str, reason: str, now: float) -> list[Effect]:
+        """The host saw ``unit`` die: the same effects as a sweep declaring it dead."""
+        if unit not in self.node.children:
+            return []
+        self._detector.forget(unit)
+        self._awaiting.discard(unit)
+        self._load -= self._in_flight.pop(unit, 0)
+        return [
+            Emit(
+                event=Event(
+                    kind="unit.health",
+                    path=self.node.path,
+                    at=now,
+                    data={"unit": unit, "from": "unknown", "to": str(Health.DEAD), "why": reason},
+                )
+            ),
+            Send(to=self.node.at(SystemId.S1), message=UnitDown(unit=unit)),
+            Send(to=self.node.at(SystemId.S3), message=UnitDied(unit=unit, reason=reason)),
+        ]
 
     def _claim(self, message: ClaimResource, now: float) -> list[Effect]:
         owner = self._claims.get(message.resource)

@@ -1,0 +1,593 @@
+"""The host: a thin async Ray actor that runs viable systems and carries out their effects.
+
+A host decides nothing. It holds one or more *components* — a viable system and the Systems
+of it this actor serves — delivers messages to them, and performs what they return.
+
+Rules:
+    1. Placement decides what a host holds: placement ``node``, one viable system with its
+       five Systems; ``system``, one System of one viable system; ``pooled``, many viable
+       systems (the host is a pool actor). Nothing else changes with placement.
+    2. Messages between Systems hosted together are delivered at once, in order, before the
+       host takes its next call. Messages to Systems elsewhere are one-way actor calls to the
+       host that holds them (:mod:`actors._naming`); Ray keeps one caller's calls to one
+       actor in order. A message to a host that is gone is lost, as on any network; the
+       model resends what matters.
+    3. ``now`` is wall-clock seconds (``time.time()``): registries compare leases across
+       processes.
+    4. Spawning follows the model: a ``Spawn`` effect starts the child's host (an actor this
+       host creates and so owns: Ray kills it with its owner) or asks the pool to host it.
+       The host of a viable system's S5 carries out every ``Spawn`` and ``Stop`` of it (other
+       Systems' hosts forward theirs), so one actor owns all its children.
+       Each child gets a death-watch: a call outstanding on the child's host that returns
+       when the child is dropped on purpose and fails when the host's process dies; then
+       the parent's host tells its own S2 (``UnitLost``) and the model's S3 decides restart
+       or escalation. A restart is a new incarnation under the same name.
+    5. ``Stop`` kills the child's actors (its whole subtree goes with them) and drops its
+       pooled descendants from every pool.
+    6. The client desk is the host of the root's S5: ``submit`` waits there for the intent's
+       one outcome (the first terminal reply; later ones are only counted), until its
+       deadline plus a grace, then answers with a deadline refusal. Replies and progress for
+       the client that another host produces are forwarded to the desk.
+    7. Kernels run as Ray tasks with a real CPU request; their result comes back to the
+       System that asked as ``KernelFinished``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections import Counter, deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+import ray.exceptions
+
+from actors._naming import (
+    PREFIX,
+    actor_name,
+    namespace_of,
+    pool_index,
+    pool_name,
+    spec_at,
+)
+from vsm.address import Address, SystemId, is_within, parent_of
+from vsm.effects import (
+    Cancel,
+    Effect,
+    Emit,
+    Event,
+    Notify,
+    Reply,
+    RunKernel,
+    Schedule,
+    Send,
+    Spawn,
+    Stop,
+)
+from vsm.intents import Intent, Outcome, Refusal, Status
+from vsm.kernels import BUILTIN_KERNELS, run_kernel
+from vsm.messages import (
+    IntentFinished,
+    IntentProgress,
+    KernelFinished,
+    Message,
+    SpawnFailed,
+    Started,
+    SubmitIntent,
+    UnitLost,
+)
+from vsm.spec import LimitsSpec, NodeSpec, Placement, PolicySpec, TreeSpec
+from vsm.systems import ViableSystem
+
+__all__ = ["CLIENT_GRACE", "Host", "HostActor", "kernel_task"]
+
+logger = logging.getLogger(__name__)
+
+CLIENT_GRACE = 5.0
+"""Seconds past an intent's deadline before the desk answers it with a deadline refusal."""
+MAX_EVENTS = 10_000
+MAX_PROGRESS = 10_000
+SPAWN_RETRIES = 20
+SPAWN_RETRY_DELAY = 0.25
+
+
+@dataclass(slots=True)
+class _Component:
+    vs: ViableSystem
+    systems: frozenset[SystemId]
+    incarnation: int
+
+
+@ray.remote(num_cpus=1)
+def kernel_task(name: str, params: Mapping[str, Any]) -> tuple[Any, str | None]:
+    """Run a kernel as a Ray task (rule 7); never raises, like :func:`vsm.kernels.run_kernel`."""
+    return run_kernel(BUILTIN_KERNELS, name, params)
+
+
+class Host:
+    """A Ray actor hosting components (see the module rules). Create it with :data:`HostActor`.
+
+    Args:
+        tree: The tree's spec (every host has it, to find any path's spec and placement).
+        label: What this host holds, for people: ``root/a``, ``root/a#S3``, ``pool/2``.
+        pool_size: The tree's pool size (rule 2 of :mod:`actors._naming`).
+    """
+
+    def __init__(self, tree: TreeSpec, label: str, pool_size: int) -> None:
+        self.tree = tree
+        self.label = label
+        self.pool_size = pool_size
+        self.namespace = namespace_of(tree.name)
+        self._components: dict[str, _Component] = {}
+        self._local: deque[tuple[str, SystemId, Message]] = deque()
+        self._handles: dict[str, Any] = {}
+        self._owned: dict[str, list[Any]] = {}  # child path -> the actors this host made for it
+        self._incarnations: dict[str, int] = {}
+        self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._waiters: dict[str, asyncio.Future[Outcome]] = {}
+        self._outcomes: dict[str, Outcome] = {}
+        self._replies: Counter[str] = Counter()
+        self._progress: dict[str, list[IntentProgress]] = {}
+        self._events: deque[Event] = deque(maxlen=MAX_EVENTS)
+        self._gone: dict[tuple[str, int], asyncio.Event] = {}
+        self.processed = 0
+
+    def __repr__(self) -> str:
+        return f"vsm:{self.label}"
+
+    # ------------------------------------------------------------------ remote methods
+
+    async def start(
+        self,
+        path: str,
+        spec: NodeSpec,
+        limits: LimitsSpec,
+        parent_policy: PolicySpec,
+        incarnation: int,
+        systems: tuple[SystemId, ...],
+        parent: Any = None,
+    ) -> None:
+        """Host (a part of) the viable system at ``path`` and run its start (replacing any).
+
+        ``parent`` is the handle of the parent's host, so replies reach the live incarnation.
+        """
+        vs = ViableSystem(
+            path, spec, limits=limits, parent_policy=parent_policy, incarnation=incarnation
+        )
+        self._drop(path)
+        self._components[path] = _Component(vs, frozenset(systems), incarnation)
+        parent_path = parent_of(path)
+        if parent is not None and parent_path is not None:  # the host of the parent's S5
+            self._handles[self._name_for(Address(parent_path, SystemId.S5))] = parent
+        now = time.time()
+        for system in SystemId:
+            if system in systems:
+                self._carry_out(path, vs.handle(system, Started(), now))
+        self._drain()
+
+    async def deliver(self, path: str, system: SystemId, message: Message) -> None:
+        """Hand ``message`` to ``system`` of the viable system at ``path``, if hosted here."""
+        self._local.append((path, system, message))
+        self._drain()
+
+    async def submit(self, intent: Intent) -> Outcome:
+        """The client desk (rule 6): submit ``intent`` to the root and wait for its outcome."""
+        root = self.tree.root.name
+        if intent.id in self._waiters or intent.id in self._outcomes:
+            raise ValueError(f"intent id {intent.id!r} was already submitted")
+        if "/" in intent.id:
+            raise ValueError(f"intent id {intent.id!r} contains '/', reserved for plan steps")
+        now = time.time()
+        policy = self.tree.policy.tighten(self.tree.root.policy)
+        deadline = intent.deadline if intent.deadline is not None else now + policy.default_deadline
+        waiter: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._waiters[intent.id] = waiter
+        self._route(root, Address(root, SystemId.S5), SubmitIntent(intent=intent, reply_to=None))
+        self._drain()
+        try:
+            return await asyncio.wait_for(
+                asyncio.shield(waiter), max(0.0, deadline - time.time()) + CLIENT_GRACE
+            )
+        except TimeoutError:
+            outcome = Outcome.refused(
+                intent.id,
+                Status.FAILED,
+                Refusal.DEADLINE,
+                SystemId.S5,
+                "<client>",
+                "no answer from the tree before the deadline",
+            )
+            self._outcomes.setdefault(intent.id, outcome)
+            return self._outcomes[intent.id]
+        finally:
+            self._waiters.pop(intent.id, None)
+
+    async def client_reply(self, outcome: Outcome) -> None:
+        """A terminal outcome for the client, forwarded from another host (rule 6)."""
+        self._reply_to_client(outcome)
+
+    async def client_progress(self, progress: IntentProgress) -> None:
+        """Progress for the client, forwarded from another host (rule 6)."""
+        self._progress_to_client(progress)
+
+    async def outcome(self, intent_id: str) -> Outcome | None:
+        """The outcome the desk holds for ``intent_id`` (``None`` while there is none)."""
+        return self._outcomes.get(intent_id)
+
+    async def progress(self, intent_id: str) -> list[IntentProgress]:
+        """The progress the desk received for ``intent_id``, in order."""
+        return list(self._progress.get(intent_id, ()))
+
+    async def replies(self) -> dict[str, int]:
+        """Intent id -> terminal outcomes the tree sent the client (more than 1: a bug)."""
+        return dict(self._replies)
+
+    async def events(self, since: int = 0) -> list[Event]:
+        """The events this host's components emitted (the last ``MAX_EVENTS``)."""
+        return list(self._events)[since:]
+
+    async def describe(self) -> list[dict[str, Any]]:
+        """One summary per hosted component."""
+        out = []
+        for path, component in sorted(self._components.items()):
+            vs = component.vs
+            out.append(
+                {
+                    "path": path,
+                    "host": self.label,
+                    "systems": sorted(s.name for s in component.systems),
+                    "placement": vs.node.spec.placement,
+                    "incarnation": component.incarnation,
+                    "in_flight": vs.s1.in_flight if SystemId.S1 in component.systems else None,
+                    "units": sorted(vs.s1.units()) if SystemId.S1 in component.systems else None,
+                    "children": sorted(vs.node.children),
+                    "pid": os.getpid(),
+                }
+            )
+        return out
+
+    async def watch(self, path: str) -> None:
+        """Return once ``path`` is no longer hosted here; fail when this host dies (rule 4)."""
+        component = self._components.get(path)
+        if component is None:
+            return
+        await self._gone.setdefault((path, component.incarnation), asyncio.Event()).wait()
+
+    async def drop_within(self, path: str) -> int:
+        """Stop hosting every component at or below ``path``; return how many went."""
+        gone = [p for p in self._components if is_within(p, path)]
+        for p in gone:
+            self._drop(p)
+        return len(gone)
+
+    async def spawn_child(self, parent: str, path: str, spec: NodeSpec) -> None:
+        """Carry out a ``Spawn`` another System of ``parent`` decided (system placement)."""
+        if self._holds(parent, SystemId.S5):
+            self._spawn_child(parent, path, spec)
+
+    async def stop_child(self, path: str) -> None:
+        """Carry out a ``Stop`` another System of the parent decided (system placement)."""
+        self._stop_child(path)
+
+    async def forget(self, path: str) -> None:
+        """Drop cached handles of the hosts of ``path`` (they were replaced)."""
+        for name in [n for n in self._handles if n.split("#", 1)[0] == actor_name(path)]:
+            del self._handles[name]
+
+    async def ping(self) -> str:
+        """The host's label (a liveness check)."""
+        return self.label
+
+    async def pid(self) -> int:
+        """The host's worker process id (for chaos tests)."""
+        return os.getpid()
+
+    # ------------------------------------------------------------------ delivery
+
+    def _drain(self) -> None:
+        local, components = self._local, self._components
+        while local:
+            path, system, message = local.popleft()
+            component = components.get(path)
+            if component is None or system not in component.systems:
+                continue  # not (or no longer) hosted here: lost, as on a network
+            self.processed += 1
+            self._carry_out(path, component.vs.handle(system, message, time.time()))
+
+    def _route(self, src: str, to: Address, message: Message) -> None:
+        component = self._components.get(to.path)
+        if component is not None and to.system in component.systems:
+            self._local.append((to.path, to.system, message))
+            return
+        handle = self._handle_for(to)
+        if handle is None:
+            logger.debug("%r: no host for %s; %s lost", self, to, type(message).__name__)
+            return
+        handle.deliver.remote(to.path, to.system, message)
+
+    def _handle_for(self, to: Address) -> Any:
+        return self._lookup(self._name_for(to))
+
+    def _name_for(self, to: Address) -> str:
+        placement = self._placement(to.path)
+        if placement == "system":
+            return actor_name(to.path, to.system)
+        if placement == "pooled":
+            return pool_name(pool_index(to.path, self.pool_size))
+        return actor_name(to.path)
+
+    def _lookup(self, name: str) -> Any:
+        handle = self._handles.get(name)
+        if handle is None:
+            try:
+                handle = ray.get_actor(name, namespace=self.namespace)
+            except ValueError:
+                return None
+            self._handles[name] = handle
+        return handle
+
+    def _placement(self, path: str) -> Placement:
+        spec = spec_at(self.tree, path)
+        return spec.placement if spec is not None else "node"
+
+    # ------------------------------------------------------------------ effects
+
+    def _carry_out(self, path: str, effects: list[Effect]) -> None:
+        for effect in effects:
+            kind = type(effect)
+            if kind is Send:
+                assert isinstance(effect, Send)
+                self._route(path, effect.to, effect.message)
+            elif kind is Emit:
+                assert isinstance(effect, Emit)
+                self._events.append(effect.event)
+            elif kind is Schedule:
+                assert isinstance(effect, Schedule)
+                self._schedule(path, effect)
+            elif kind is Cancel:
+                assert isinstance(effect, Cancel)
+                timer = self._timers.pop((path, effect.key), None)
+                if timer is not None:
+                    timer.cancel()
+            elif kind is Reply:
+                assert isinstance(effect, Reply)
+                if effect.to is None:
+                    self._reply_to_client(effect.outcome)
+                else:
+                    self._route(path, effect.to, IntentFinished(outcome=effect.outcome))
+            elif kind is Notify:
+                assert isinstance(effect, Notify)
+                if effect.to is None:
+                    self._progress_to_client(effect.progress)
+                else:
+                    self._route(path, effect.to, effect.progress)
+            elif kind is RunKernel:
+                assert isinstance(effect, RunKernel)
+                self._spawn_task(self._run_kernel(path, effect))
+            elif kind is Spawn:
+                assert isinstance(effect, Spawn)
+                if self._holds(path, SystemId.S5):
+                    self._spawn_child(path, effect.path, effect.spec)
+                else:  # one owner for all children of a path: the host of its S5
+                    self._handle_for(Address(path, SystemId.S5)).spawn_child.remote(
+                        path, effect.path, effect.spec
+                    )
+            elif kind is Stop:
+                assert isinstance(effect, Stop)
+                if self._holds(path, SystemId.S5):
+                    self._stop_child(effect.path)
+                else:
+                    self._handle_for(Address(path, SystemId.S5)).stop_child.remote(effect.path)
+            else:
+                raise TypeError(f"unknown effect {effect!r}")
+
+    def _schedule(self, path: str, effect: Schedule) -> None:
+        component = self._components[path]
+        incarnation = component.incarnation
+
+        def fire() -> None:
+            if effect.key is not None:
+                self._timers.pop((path, effect.key), None)
+            current = self._components.get(path)
+            if current is None or current.incarnation != incarnation:
+                return  # the component it was set for is gone
+            self._route(path, effect.to, effect.message)
+            self._drain()
+
+        handle = asyncio.get_running_loop().call_later(max(0.0, effect.delay), fire)
+        if effect.key is not None:
+            old = self._timers.pop((path, effect.key), None)
+            if old is not None:
+                old.cancel()
+            self._timers[(path, effect.key)] = handle
+
+    async def _run_kernel(self, path: str, effect: RunKernel) -> None:
+        try:
+            result, error = await kernel_task.remote(effect.kernel, dict(effect.params))
+        except ray.exceptions.RayError as exc:
+            result, error = None, f"the kernel task failed: {type(exc).__name__}: {exc}"
+        done = KernelFinished(intent_id=effect.intent_id, result=result, error=error)
+        self._route(path, effect.reply_to, done)
+        self._drain()
+
+    def _spawn_task(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ children
+
+    def _spawn_child(self, parent: str, path: str, spec: NodeSpec) -> None:
+        owner = self._components.get(parent)
+        if owner is None:
+            return
+        self._incarnations[path] = incarnation = self._incarnations.get(path, 0) + 1
+        limits = owner.vs.node.limits
+        policy = owner.vs.s5.policy
+        self._spawn_task(self._start_child(parent, path, spec, limits, policy, incarnation))
+
+    async def _start_child(
+        self,
+        parent: str,
+        path: str,
+        spec: NodeSpec,
+        limits: LimitsSpec,
+        policy: PolicySpec,
+        incarnation: int,
+    ) -> None:
+        self._kill_owned(path)
+        me = ray.get_runtime_context().current_actor
+        placement = spec.placement
+        try:
+            if placement == "pooled":
+                pool = self._lookup(pool_name(pool_index(path, self.pool_size)))
+                if pool is None:
+                    raise RuntimeError("the tree's pool is not running")
+                await pool.start.remote(
+                    path, spec, limits, policy, incarnation, tuple(SystemId), me
+                )
+                handles = [pool]
+            else:
+                parts = (
+                    [(actor_name(path, s), (s,)) for s in SystemId]
+                    if placement == "system"
+                    else [(actor_name(path), tuple(SystemId))]
+                )
+                handles = []
+                for name, _ in parts:
+                    handle = await self._create(name, name[len(PREFIX) :])
+                    handles.append(handle)
+                    self._handles[name] = handle
+                self._owned[path] = handles
+                await asyncio.gather(
+                    *(
+                        h.start.remote(path, spec, limits, policy, incarnation, systems, me)
+                        for h, (_, systems) in zip(handles, parts, strict=True)
+                    )
+                )
+            self._tell_siblings(parent, path)
+        except (ray.exceptions.RayError, RuntimeError, ValueError) as exc:
+            if self._incarnations.get(path) == incarnation:
+                failed = SpawnFailed(path=path, reason=f"{type(exc).__name__}: {exc}")
+                self._route(parent, Address(parent, SystemId.S5), failed)
+                self._drain()
+            return
+        for handle in handles:
+            self._spawn_task(self._watch(parent, path, handle, incarnation))
+
+    async def _create(self, name: str, label: str) -> Any:
+        """Create a control actor named ``name``, owned by this host (retrying a taken name)."""
+        for attempt in range(SPAWN_RETRIES):
+            try:
+                return HostActor.options(name=name, namespace=self.namespace).remote(
+                    self.tree, label, self.pool_size
+                )
+            except ValueError:  # the name is still held by a dying incarnation
+                if attempt == SPAWN_RETRIES - 1:
+                    raise
+                await asyncio.sleep(SPAWN_RETRY_DELAY)
+        raise AssertionError("unreachable")
+
+    async def _watch(self, parent: str, path: str, handle: Any, incarnation: int) -> None:
+        """Death-watch (rule 4): report the child lost when its host dies."""
+        try:
+            await handle.watch.remote(path)
+        except ray.exceptions.RayError as exc:
+            if self._incarnations.get(path) != incarnation or parent not in self._components:
+                return  # replaced or stopped on purpose
+            reason = f"its host died ({type(exc).__name__})"
+            self._route(parent, Address(parent, SystemId.S2), UnitLost(unit=path, reason=reason))
+            self._drain()
+
+    def _tell_siblings(self, parent: str, path: str) -> None:
+        """Make the other hosts of a ``system``-placed ``parent`` forget ``path``'s old handles.
+
+        Only this host (the one of the parent's S5) created the new ones.
+        """
+        if self._placement(parent) != "system":
+            return
+        for system in SystemId:
+            if system is not SystemId.S5:
+                sibling = self._lookup(actor_name(parent, system))
+                if sibling is not None:
+                    sibling.forget.remote(path)
+
+    def _stop_child(self, path: str) -> None:
+        self._incarnations[path] = self._incarnations.get(path, 0) + 1  # disarm the watches
+        self._kill_owned(path)
+        parent = parent_of(path)
+        if parent is not None:
+            self._tell_siblings(parent, path)
+        for p in list(self._owned):
+            if is_within(p, path):
+                self._kill_owned(p)
+        for index in range(self.pool_size) if self._uses_pool() else ():
+            pool = self._lookup(pool_name(index))
+            if pool is not None:
+                pool.drop_within.remote(path)
+
+    def _kill_owned(self, path: str) -> None:
+        for handle in self._owned.pop(path, []):
+            with contextlib.suppress(Exception):
+                ray.kill(handle, no_restart=True)
+        for name in [n for n in self._handles if n.split("#", 1)[0] == actor_name(path)]:
+            del self._handles[name]
+
+    def _uses_pool(self) -> bool:
+        return self.pool_size > 0 and self._lookup(pool_name(0)) is not None
+
+    def _drop(self, path: str) -> None:
+        component = self._components.pop(path, None)
+        if component is None:
+            return
+        gone = self._gone.pop((path, component.incarnation), None)
+        if gone is not None:
+            gone.set()
+        for key in [k for k in self._timers if k[0] == path]:
+            self._timers.pop(key).cancel()
+
+    # ------------------------------------------------------------------ the client desk
+
+    def _reply_to_client(self, outcome: Outcome) -> None:
+        if not self._is_desk():
+            desk = self._desk()
+            if desk is not None:
+                desk.client_reply.remote(outcome)
+            return
+        intent_id = outcome.intent_id
+        self._replies[intent_id] += 1
+        if intent_id in self._outcomes:
+            return
+        self._outcomes[intent_id] = outcome
+        waiter = self._waiters.get(intent_id)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(outcome)
+
+    def _progress_to_client(self, progress: IntentProgress) -> None:
+        if not self._is_desk():
+            desk = self._desk()
+            if desk is not None:
+                desk.client_progress.remote(progress)
+            return
+        if len(self._progress) < MAX_PROGRESS or progress.intent_id in self._progress:
+            self._progress.setdefault(progress.intent_id, []).append(progress)
+
+    def _holds(self, path: str, system: SystemId) -> bool:
+        component = self._components.get(path)
+        return component is not None and system in component.systems
+
+    def _is_desk(self) -> bool:
+        return self._holds(self.tree.root.name, SystemId.S5)
+
+    def _desk(self) -> Any:
+        return self._handle_for(Address(self.tree.root.name, SystemId.S5))
+
+
+HostActor: Any = ray.remote(num_cpus=0, max_restarts=0, max_concurrency=1000)(Host)  # type: ignore[call-overload]
+"""The Ray actor class of :class:`Host`: a control actor (``num_cpus=0``)."""

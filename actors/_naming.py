@@ -1,0 +1,98 @@
+"""Where a viable system lives on Ray: namespaces, actor names, pools, and specs by path.
+
+Rules:
+    1. A tree named ``T`` lives in the Ray namespace ``vsm-T``; nothing else lives there.
+    2. Actor names: ``vsm:{path}`` hosts the viable system at ``path`` (placement ``node``);
+       ``vsm:{path}#S3`` hosts one of its Systems (placement ``system``); ``vsm:pool/{k}`` is
+       the k-th actor of the tree's pool (placement ``pooled``), chosen by a stable hash of
+       the path, so every host finds a pooled viable system without asking anyone.
+    3. The spec of any path is found from the tree spec alone: each segment below the root
+       names a static child or a template of its parent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from vsm.address import SystemId
+from vsm.spec import NodeSpec, Placement, TreeSpec
+
+__all__ = [
+    "actor_name",
+    "actor_names",
+    "namespace_of",
+    "pool_index",
+    "pool_name",
+    "spec_at",
+    "uses_pool",
+]
+
+PREFIX = "vsm:"
+_TREE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def namespace_of(tree: str) -> str:
+    """The Ray namespace of the tree named ``tree`` (rule 1).
+
+    Raises:
+        ValueError: the name is not 1-63 letters, digits, ``_ . -``, starting alphanumeric.
+    """
+    if not _TREE_NAME.match(tree):
+        raise ValueError(
+            f"tree name {tree!r} must be 1-63 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
+    return f"vsm-{tree}"
+
+
+def actor_name(path: str, system: SystemId | None = None) -> str:
+    """``vsm:root/a`` for a node host, ``vsm:root/a#S3`` for one System's host (rule 2)."""
+    return f"{PREFIX}{path}" if system is None else f"{PREFIX}{path}#{system.name}"
+
+
+def pool_index(path: str, size: int) -> int:
+    """The pool actor that hosts the pooled viable system at ``path`` (stable everywhere)."""
+    digest = hashlib.blake2b(path.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % size
+
+
+def pool_name(index: int) -> str:
+    """The name of the pool actor ``index``."""
+    return f"{PREFIX}pool/{index}"
+
+
+def actor_names(path: str, placement: Placement, pool_size: int) -> list[str]:
+    """Every actor name that hosts a part of the viable system at ``path``."""
+    if placement == "system":
+        return [actor_name(path, s) for s in SystemId]
+    if placement == "pooled":
+        return [pool_name(pool_index(path, pool_size))]
+    return [actor_name(path)]
+
+
+def spec_at(tree: TreeSpec, path: str) -> NodeSpec | None:
+    """The spec of the viable system at ``path``: static children, then templates (rule 3)."""
+    first, *rest = path.split("/")
+    node = tree.root
+    if first != node.name:
+        return None
+    for segment in rest:
+        found = next((c for c in node.children if c.name == segment), None)
+        if found is None:
+            found = next((t for t in node.templates if t.name == segment), None)
+        if found is None:
+            return None
+        node = found
+    return node
+
+
+def uses_pool(tree: TreeSpec) -> bool:
+    """Whether any node or template of ``tree`` is placed ``pooled``."""
+    stack = [tree.root]
+    while stack:
+        node = stack.pop()
+        if node.placement == "pooled":
+            return True
+        stack += [*node.children, *node.templates]
+    return False

@@ -1,0 +1,257 @@
+"""Start, reach and stop a tree of viable systems on Ray.
+
+Rules:
+    1. ``RayTree.start`` needs a connected Ray (``ray.init``); the tree lives in its own
+       namespace (:func:`actors._naming.namespace_of`). The root's hosts and the pool are
+       detached named actors; every other host is created, and so owned, by its parent's
+       host. Stopping kills the root's hosts and the pool, and Ray takes the rest with them.
+    2. ``start`` returns once every static viable system of the spec is hosted (the model
+       spawns them), or raises :class:`TreeStartError` naming the missing ones.
+    3. Intents go to the client desk (the host of the root's S5); each gets one outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import ray
+import ray.exceptions
+
+from actors._host import HostActor
+from actors._naming import (
+    actor_name,
+    actor_names,
+    namespace_of,
+    pool_name,
+    spec_at,
+    uses_pool,
+)
+from vsm.address import SystemId
+from vsm.intents import Intent, Outcome
+from vsm.messages import IntentProgress
+from vsm.spec import NodeSpec, TreeSpec
+
+__all__ = ["RayTree", "TreeExistsError", "TreeNotRunningError", "TreeStartError"]
+
+
+class TreeStartError(RuntimeError):
+    """The tree did not come up in time; the message names what is missing."""
+
+
+class TreeExistsError(RuntimeError):
+    """A tree of that name is already running in this Ray cluster."""
+
+
+class TreeNotRunningError(LookupError):
+    """No tree of that name is running in this Ray cluster."""
+
+
+def _static_paths(node: NodeSpec, prefix: str = "") -> Iterator[str]:
+    path = f"{prefix}{node.name}"
+    yield path
+    for child in node.children:
+        yield from _static_paths(child, path + "/")
+
+
+class RayTree:
+    """A handle on a running tree (module rules). Get one from :meth:`start` or :meth:`connect`."""
+
+    def __init__(self, spec: TreeSpec) -> None:
+        self.spec = spec
+        self.namespace = namespace_of(spec.name)
+        self.pool_size = spec.pool_size if uses_pool(spec) else 0
+        root = spec.root
+        self._root_names = actor_names(root.name, root.placement, max(self.pool_size, 1))
+        self._desk_name = (
+            actor_name(root.name, SystemId.S5)
+            if root.placement == "system"
+            else self._root_names[0]
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def start(cls, spec: TreeSpec, *, timeout: float = 120.0) -> RayTree:
+        """Start ``spec`` on the connected Ray cluster (rules 1 and 2).
+
+        Raises:
+            RuntimeError: Ray is not initialised.
+            TreeExistsError: a tree of this name runs already.
+            TreeStartError: the static tree was not up within ``timeout`` seconds.
+        """
+        if not ray.is_initialized():
+            raise RuntimeError("Ray is not initialised: call ray.init() (or use the SDK client)")
+        tree = cls(spec)
+        if tree._alive(tree._desk_name):
+            raise TreeExistsError(
+                f"a tree named {spec.name!r} already runs in namespace {tree.namespace!r}; "
+                "stop it first (RayTree.connect(name).stop())"
+            )
+        root = spec.root
+        actors = []
+        if tree.pool_size:
+            for index in range(tree.pool_size):
+                actors.append(tree._detached(pool_name(index), restarts=-1))
+        pools = dict(zip(tree._pool_names(), actors, strict=True))
+        starts = []
+        for name in tree._root_names:
+            handle = pools.get(name) or tree._detached(name, restarts=0)
+            actors.append(handle)
+            systems = (
+                (SystemId[name.rsplit("#", 1)[1]],)
+                if root.placement == "system"
+                else tuple(SystemId)
+            )
+            starts.append(
+                handle.start.remote(root.name, root, spec.limits, spec.policy, 0, systems, None)
+            )
+        try:
+            ray.get(starts, timeout=timeout)
+        except (ray.exceptions.RayError, TimeoutError) as exc:
+            tree._kill(actors)
+            raise TreeStartError(f"the root of {spec.name!r} did not start: {exc}") from exc
+        tree._await_static(timeout)
+        return tree
+
+    @classmethod
+    def connect(cls, spec: TreeSpec) -> RayTree:
+        """A handle on the running tree of ``spec``.
+
+        Raises:
+            TreeNotRunningError: no such tree runs in the connected cluster.
+        """
+        tree = cls(spec)
+        if not tree._alive(tree._desk_name):
+            raise TreeNotRunningError(f"no tree named {spec.name!r} runs in {tree.namespace!r}")
+        return tree
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Kill the tree's actors and wait until none of them is alive (rule 1)."""
+        names = self.actor_names()
+        handles = [h for n in [*self._root_names, *self._pool_names()] if (h := self._get(n))]
+        self._kill(handles)
+        deadline = time.monotonic() + timeout
+        while any(self._alive(n) for n in names):
+            if time.monotonic() > deadline:
+                alive = [n for n in names if self._alive(n)]
+                raise TimeoutError(f"actors still alive {timeout}s after stop: {alive}")
+            time.sleep(0.1)
+
+    # ------------------------------------------------------------------ intents
+
+    def submit(self, intent: Intent) -> ray.ObjectRef[Outcome]:
+        """Send ``intent`` to the desk; the returned ref resolves to its one Outcome."""
+        ref: ray.ObjectRef[Outcome] = self._desk().submit.remote(intent)
+        return ref
+
+    def ask(self, intent: Intent, timeout: float | None = None) -> Outcome:
+        """Submit ``intent`` and wait for its outcome."""
+        outcome: Outcome = ray.get(self.submit(intent), timeout=timeout)
+        return outcome
+
+    def progress(self, intent_id: str) -> list[IntentProgress]:
+        """The progress the desk received for ``intent_id``."""
+        found: list[IntentProgress] = ray.get(self._desk().progress.remote(intent_id))
+        return found
+
+    def replies(self) -> dict[str, int]:
+        """Intent id -> terminal outcomes the tree sent the client."""
+        found: dict[str, int] = ray.get(self._desk().replies.remote())
+        return found
+
+    # ------------------------------------------------------------------ inspection
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every hosted component, found by walking the tree from its root, sorted by path."""
+        seen: dict[str, dict[str, Any]] = {}
+        frontier = [*self._root_names, *self._pool_names()]
+        visited: set[str] = set()
+        while frontier:
+            name = frontier.pop()
+            if name in visited:
+                continue
+            visited.add(name)
+            handle = self._get(name)
+            if handle is None:
+                continue
+            try:
+                parts = ray.get(handle.describe.remote(), timeout=10)
+            except ray.exceptions.RayError:
+                continue
+            for part in parts:
+                entry = seen.setdefault(part["path"], {**part, "hosts": []})
+                entry["hosts"].append(part["host"])
+                if part["units"] is not None:
+                    entry["units"], entry["in_flight"] = part["units"], part["in_flight"]
+                for child in part["children"]:
+                    frontier += self._names_of(child)
+        return [seen[p] for p in sorted(seen)]
+
+    def actor_names(self) -> list[str]:
+        """Names of the tree's actors that are alive now."""
+        names = {n for part in self.describe() for n in self._names_of(part["path"])}
+        names |= set(self._root_names) | set(self._pool_names())
+        return sorted(n for n in names if self._alive(n))
+
+    def handle(self, name: str) -> Any:
+        """The handle of the tree's actor ``name`` (``vsm:root/a``), or ``None``."""
+        return self._get(name)
+
+    # ------------------------------------------------------------------ internals
+
+    def _names_of(self, path: str) -> list[str]:
+        spec = spec_at(self.spec, path)
+        placement = spec.placement if spec is not None else "node"
+        return actor_names(path, placement, max(self.pool_size, 1))
+
+    def _pool_names(self) -> list[str]:
+        return [pool_name(i) for i in range(self.pool_size)]
+
+    def _await_static(self, timeout: float) -> None:
+        wanted = set(_static_paths(self.spec.root))
+        guard = self.spec.policy.tighten(self.spec.root.policy).max_depth
+        wanted = {p for p in wanted if p.count("/") <= guard}
+        deadline = time.monotonic() + timeout
+        while True:
+            hosted = {part["path"] for part in self.describe()}
+            missing = wanted - hosted
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TreeStartError(
+                    f"{len(missing)} viable systems of {self.spec.name!r} did not start within "
+                    f"{timeout}s: {sorted(missing)}"
+                )
+            time.sleep(0.1)
+
+    def _detached(self, name: str, restarts: int) -> Any:
+        return HostActor.options(
+            name=name, namespace=self.namespace, lifetime="detached", max_restarts=restarts
+        ).remote(self.spec, name.removeprefix("vsm:"), self.pool_size)
+
+    def _desk(self) -> Any:
+        desk = self._get(self._desk_name)
+        if desk is None:
+            raise TreeNotRunningError(
+                f"the tree {self.spec.name!r} is not running (no actor {self._desk_name!r})"
+            )
+        return desk
+
+    def _get(self, name: str) -> Any:
+        try:
+            return ray.get_actor(name, namespace=self.namespace)
+        except ValueError:
+            return None
+
+    def _alive(self, name: str) -> bool:
+        return self._get(name) is not None
+
+    @staticmethod
+    def _kill(handles: list[Any]) -> None:
+        for handle in handles:
+            with contextlib.suppress(ray.exceptions.RayError):
+                ray.kill(handle, no_restart=True)
