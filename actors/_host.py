@@ -28,8 +28,13 @@ Rules:
        one outcome (the first terminal reply; later ones are only counted), until its
        deadline plus a grace, then answers with a deadline refusal. Replies and progress for
        the client that another host produces are forwarded to the desk.
-    7. Kernels run as Ray tasks with a real CPU request; their result comes back to the
-       System that asked as ``KernelFinished``.
+    7. Kernels run as Ray tasks asking for their capability's ``cpus``; their result comes
+       back to the System that asked as ``KernelFinished``. A capability with ``cpus = 0``
+       runs its (trivial) kernel inside the host instead.
+    8. Checkpoints: every ``CHECKPOINT_EVERY`` seconds a host saves, to the tree's SQLite
+       file, the checkpoint of each component whose state changed (only the parts of the
+       Systems it holds); a component that starts finds its last checkpoint there and
+       restores it before it runs (:meth:`vsm.systems.ViableSystem.restore`).
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from actors._naming import (
     pool_name,
     spec_at,
 )
+from actors._store import CheckpointStore
 from vsm.address import Address, SystemId, is_within, parent_of
 from vsm.effects import (
     Cancel,
@@ -69,6 +75,7 @@ from vsm.effects import (
     Spawn,
     Stop,
 )
+from vsm.errors import MalformedDataError
 from vsm.intents import Intent, Outcome, Refusal, Status
 from vsm.kernels import BUILTIN_KERNELS, run_kernel
 from vsm.messages import (
@@ -90,6 +97,8 @@ logger = logging.getLogger(__name__)
 
 CLIENT_GRACE = 5.0
 """Seconds past an intent's deadline before the desk answers it with a deadline refusal."""
+CHECKPOINT_EVERY = 2.0
+"""Seconds between checkpoint rounds; a round saves only the components that changed."""
 MAX_EVENTS = 10_000
 MAX_PROGRESS = 10_000
 SPAWN_RETRIES = 20
@@ -116,10 +125,17 @@ class Host:
         tree: The tree's spec (every host has it, to find any path's spec and placement).
         label: What this host holds, for people: ``root/a``, ``root/a#S3``, ``pool/2``.
         pool_size: The tree's pool size (rule 2 of :mod:`actors._naming`).
+        storage: The tree's checkpoint file (rule 8), or ``None`` for no checkpoints.
     """
 
-    def __init__(self, tree: TreeSpec, label: str, pool_size: int) -> None:
+    def __init__(
+        self, tree: TreeSpec, label: str, pool_size: int, storage: str | None = None
+    ) -> None:
         self.tree = tree
+        self.storage = storage
+        self._store: CheckpointStore | None = None
+        self._saved: dict[str, tuple[object, ...]] = {}
+        self._checkpointing: asyncio.Task[None] | None = None
         self.label = label
         self.pool_size = pool_size
         self.namespace = namespace_of(tree.name)
@@ -162,14 +178,25 @@ class Host:
         )
         self._drop(path)
         self._components[path] = _Component(vs, frozenset(systems), incarnation)
+        now = time.time()
+        store = self._checkpoints()
+        saved = store.load(self.tree.name, path) if store is not None else None
+        if saved is not None:
+            try:
+                self._carry_out(path, vs.restore(saved, incarnation, now))
+            except MalformedDataError:
+                logger.exception(
+                    "%r: the checkpoint of %s is unreadable; starting fresh", self, path
+                )
         parent_path = parent_of(path)
         if parent is not None and parent_path is not None:  # the host of the parent's S5
             self._handles[self._name_for(Address(parent_path, SystemId.S5))] = parent
-        now = time.time()
         for system in SystemId:
             if system in systems:
                 self._carry_out(path, vs.handle(system, Started(), now))
         self._drain()
+        if store is not None and self._checkpointing is None:
+            self._checkpointing = asyncio.get_running_loop().create_task(self._checkpoint_loop())
 
     async def deliver(self, path: str, system: SystemId, message: Message) -> None:
         """Hand ``message`` to ``system`` of the viable system at ``path``, if hosted here."""
@@ -288,6 +315,46 @@ class Host:
         """The host's worker process id (for chaos tests)."""
         return os.getpid()
 
+    async def audit_chain(self, path: str) -> dict[str, Any] | None:
+        """The audit chain of ``path``'s S3 as plain data, if it is hosted here."""
+        if not self._holds(path, SystemId.S3):
+            return None
+        return self._components[path].vs.s3.chain.to_data()
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _checkpoints(self) -> CheckpointStore | None:
+        if self.storage is not None and self._store is None:
+            self._store = CheckpointStore(self.storage)
+        return self._store
+
+    async def _checkpoint_loop(self) -> None:
+        """Save each component whose state changed, every ``CHECKPOINT_EVERY`` seconds."""
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY)
+            self._save_changed()
+
+    def _save_changed(self) -> None:
+        store = self._checkpoints()
+        if store is None:
+            return
+        for path, component in list(self._components.items()):
+            vs = component.vs
+            mark = (
+                component.incarnation,
+                vs.s5.policy.version,
+                len(vs.node.children),
+                vs.s4.registry.clock.last,
+                len(vs.s4.registry),
+                len(vs.s3.chain),
+            )
+            if self._saved.get(path) == mark:
+                continue
+            store.save(
+                self.tree.name, path, component.incarnation, vs.checkpoint(component.systems)
+            )
+            self._saved[path] = mark
+
     # ------------------------------------------------------------------ delivery
 
     def _drain(self) -> None:
@@ -369,7 +436,12 @@ class Host:
                     self._route(path, effect.to, effect.progress)
             elif kind is RunKernel:
                 assert isinstance(effect, RunKernel)
-                self._spawn_task(self._run_kernel(path, effect))
+                if effect.cpus == 0:  # trivial work: inside the host, no task
+                    result, error = run_kernel(BUILTIN_KERNELS, effect.kernel, effect.params)
+                    done = KernelFinished(intent_id=effect.intent_id, result=result, error=error)
+                    self._route(path, effect.reply_to, done)
+                else:
+                    self._spawn_task(self._run_kernel(path, effect))
             elif kind is Spawn:
                 assert isinstance(effect, Spawn)
                 if self._holds(path, SystemId.S5):
@@ -409,7 +481,8 @@ class Host:
 
     async def _run_kernel(self, path: str, effect: RunKernel) -> None:
         try:
-            result, error = await kernel_task.remote(effect.kernel, dict(effect.params))
+            task = kernel_task.options(num_cpus=effect.cpus)
+            result, error = await task.remote(effect.kernel, dict(effect.params))
         except ray.exceptions.RayError as exc:
             result, error = None, f"the kernel task failed: {type(exc).__name__}: {exc}"
         done = KernelFinished(intent_id=effect.intent_id, result=result, error=error)
@@ -486,7 +559,7 @@ class Host:
         for attempt in range(SPAWN_RETRIES):
             try:
                 return HostActor.options(name=name, namespace=self.namespace).remote(
-                    self.tree, label, self.pool_size
+                    self.tree, label, self.pool_size, self.storage
                 )
             except ValueError:  # the name is still held by a dying incarnation
                 if attempt == SPAWN_RETRIES - 1:
@@ -520,6 +593,9 @@ class Host:
 
     def _stop_child(self, path: str) -> None:
         self._incarnations[path] = self._incarnations.get(path, 0) + 1  # disarm the watches
+        store = self._checkpoints()
+        if store is not None:  # stopped for good: a later spawn starts afresh
+            store.forget(self.tree.name, path)
         self._kill_owned(path)
         parent = parent_of(path)
         if parent is not None:

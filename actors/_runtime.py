@@ -8,6 +8,8 @@ Rules:
     2. ``start`` returns once every static viable system of the spec is hosted (the model
        spawns them), or raises :class:`TreeStartError` naming the missing ones.
     3. Intents go to the client desk (the host of the root's S5); each gets one outcome.
+    4. Checkpoints go to the SQLite file ``spec.storage`` (resolved against the current
+       directory); a tree started with ``resume=True`` takes up where the last run left.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -29,6 +32,7 @@ from actors._naming import (
     spec_at,
     uses_pool,
 )
+from actors._store import CheckpointStore
 from vsm.address import SystemId
 from vsm.intents import Intent, Outcome
 from vsm.messages import IntentProgress
@@ -59,8 +63,9 @@ def _static_paths(node: NodeSpec, prefix: str = "") -> Iterator[str]:
 class RayTree:
     """A handle on a running tree (module rules). Get one from :meth:`start` or :meth:`connect`."""
 
-    def __init__(self, spec: TreeSpec) -> None:
+    def __init__(self, spec: TreeSpec, storage: str | None = None) -> None:
         self.spec = spec
+        self.storage = storage
         self.namespace = namespace_of(spec.name)
         self.pool_size = spec.pool_size if uses_pool(spec) else 0
         root = spec.root
@@ -74,8 +79,22 @@ class RayTree:
     # ------------------------------------------------------------------ lifecycle
 
     @classmethod
-    def start(cls, spec: TreeSpec, *, timeout: float = 120.0) -> RayTree:
-        """Start ``spec`` on the connected Ray cluster (rules 1 and 2).
+    def start(
+        cls,
+        spec: TreeSpec,
+        *,
+        timeout: float = 120.0,
+        resume: bool = False,
+        checkpoints: bool = True,
+    ) -> RayTree:
+        """Start ``spec`` on the connected Ray cluster (rules 1, 2 and 4).
+
+        Args:
+            spec: The tree.
+            timeout: Seconds to wait for the static tree.
+            resume: Take up the checkpoints a previous run of this tree left in
+                ``spec.storage``; otherwise they are deleted first.
+            checkpoints: Whether the hosts checkpoint to ``spec.storage`` at all.
 
         Raises:
             RuntimeError: Ray is not initialised.
@@ -84,12 +103,17 @@ class RayTree:
         """
         if not ray.is_initialized():
             raise RuntimeError("Ray is not initialised: call ray.init() (or use the SDK client)")
-        tree = cls(spec)
+        storage = str(Path(spec.storage).resolve()) if checkpoints else None
+        tree = cls(spec, storage)
         if tree._alive(tree._desk_name):
             raise TreeExistsError(
                 f"a tree named {spec.name!r} already runs in namespace {tree.namespace!r}; "
                 "stop it first (RayTree.connect(name).stop())"
             )
+        if storage is not None and not resume:
+            store = CheckpointStore(storage)
+            store.forget(spec.name)
+            store.close()
         root = spec.root
         actors = []
         if tree.pool_size:
@@ -231,7 +255,7 @@ class RayTree:
     def _detached(self, name: str, restarts: int) -> Any:
         return HostActor.options(
             name=name, namespace=self.namespace, lifetime="detached", max_restarts=restarts
-        ).remote(self.spec, name.removeprefix("vsm:"), self.pool_size)
+        ).remote(self.spec, name.removeprefix("vsm:"), self.pool_size, self.storage)
 
     def _desk(self) -> Any:
         desk = self._get(self._desk_name)

@@ -119,12 +119,17 @@ class Cancel:
 
 @record
 class RunKernel:
-    """Run ``kernel`` on ``params`` for an intent; answer ``KernelFinished`` to ``reply_to``."""
+    """Run ``kernel`` on ``params`` for an intent; answer ``KernelFinished`` to ``reply_to``.
+
+    ``cpus`` is what the kernel's task asks of the cluster; ``0`` runs it inside the host
+    (for trivial kernels, where a task would cost more than the work).
+    """
 
     kernel: str
     params: Mapping[str, Any]
     intent_id: str
     reply_to: Address
+    cpus: float = 1.0
 
 
 Effect = Send | Reply | Notify | Spawn | Stop | Emit | Schedule | Cancel | RunKernel

@@ -35,6 +35,11 @@ class CapabilitySpec(BaseModel):
     name: str = Field(min_length=1, description="capability name, e.g. 'patterns.generate'")
     description: str = ""
     kernel: str = Field(min_length=1, description="name of the kernel that serves it")
+    cpus: float = Field(
+        default=1.0,
+        ge=0,
+        description="CPUs the kernel's Ray task asks for; 0 runs it inside the host (trivial work)",
+    )
     cost: float = Field(default=1.0, ge=0)
     zone: str = "default"
 

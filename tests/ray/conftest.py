@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +15,9 @@ from actors._runtime import RayTree  # noqa: E402
 from vsm.spec import CapabilitySpec, LimitsSpec, NodeSpec, Placement, PolicySpec, TreeSpec  # noqa: E402
 
 _names = itertools.count(1)
+STATE_API: dict[str, str] = {}
+"""``address``: the dashboard of the session's cluster, for ``ray.util.state`` calls (explicit,
+so another local cluster on the machine cannot confuse them)."""
 
 
 @pytest.fixture(scope="session")
@@ -24,16 +28,18 @@ def ray_cluster() -> Iterator[None]:
     (``ray.util.state``) answers.
     """
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-    ray.init(
+    context = ray.init(
         num_cpus=2,
         include_dashboard=True,
         dashboard_host="127.0.0.1",
         log_to_driver=False,
         configure_logging=False,
     )
+    STATE_API["address"] = f"http://{context.dashboard_url}"
     try:
         yield
     finally:
+        STATE_API.clear()
         ray.shutdown()
 
 
@@ -49,8 +55,10 @@ def tree_spec(
     limits: LimitsSpec | None = None,
 ) -> TreeSpec:
     """A depth-3 tree: root -> a -> b, and root -> c, every node with its own capability."""
+    name = f"t{next(_names)}-{os.getpid()}"
     return TreeSpec(
-        name=f"t{next(_names)}-{os.getpid()}",
+        name=name,
+        storage=os.path.join(tempfile.gettempdir(), f"vsm-test-{name}.sqlite"),
         policy=PolicySpec(max_depth=max_depth, zones={"alice": ("eu",)}),
         limits=limits or LimitsSpec(user_rate=1_000, user_burst=2_000),
         root=NodeSpec(

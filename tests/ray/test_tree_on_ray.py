@@ -18,10 +18,11 @@ import ray
 from ray.util.state import list_actors
 
 from actors._runtime import RayTree, TreeNotRunningError
-from tests.ray.conftest import cap, tree_spec
+from actors._store import CheckpointStore
+from tests.ray.conftest import STATE_API, cap, tree_spec
 from vsm.address import depth
 from vsm.intents import Intent, Outcome, Refusal, Status
-from vsm.spec import NodeSpec
+from vsm.spec import LimitsSpec, NodeSpec
 
 PLACEMENTS = ["node", "system", "pooled"]
 Start = Callable[..., RayTree]
@@ -38,7 +39,9 @@ def alive_in(namespace: str) -> list[str]:
     return sorted(
         a.name
         for a in list_actors(
-            filters=[("ray_namespace", "=", namespace), ("state", "=", "ALIVE")], limit=10_000
+            address=STATE_API["address"],
+            filters=[("ray_namespace", "=", namespace), ("state", "=", "ALIVE")],
+            limit=10_000,
         )
     )
 
@@ -178,3 +181,32 @@ def test_stopping_the_tree_leaves_no_actor_of_its_namespace(
     with pytest.raises(TreeNotRunningError):
         tree.ask(intent("y", "b.echo"), timeout=10)
     assert time.monotonic() - start < 5, "a stopped tree must fail fast, not hang"
+
+
+def test_a_restarted_unit_takes_up_its_last_checkpoint(start_tree: Start) -> None:
+    """A killed unit comes back with its audit chain as last checkpointed, not a fresh one.
+
+    ``root/a`` audits its unit twice a second, and its host checkpoints the chain; after
+    ``ray.kill`` the restarted ``root/a`` starts from that checkpoint and appends after it.
+    """
+    limits = LimitsSpec(user_rate=1_000, user_burst=2_000, audit_every=0.5)
+    tree = start_tree(tree_spec("node", limits=limits))
+    store = CheckpointStore(tree.storage or "")
+
+    def saved_entries() -> list[Any]:
+        found = store.load(tree.spec.name, "root/a") or {"parts": {}}
+        entries: list[Any] = found["parts"].get("S3", {}).get("audit", {}).get("entries", [])
+        return entries
+
+    wait_for(lambda: len(saved_entries()) >= 3, 60, "a checkpoint of root/a with audit entries")
+    saved = saved_entries()
+    ray.kill(tree.handle("vsm:root/a"), no_restart=True)
+
+    def restarted() -> bool:
+        parts = {p["path"]: p for p in tree.describe()}
+        return parts.get("root/a", {}).get("incarnation", 0) >= 2
+
+    wait_for(restarted, 60, "root/a to be restarted")
+    chain = ray.get(tree.handle("vsm:root/a").audit_chain.remote("root/a"))
+    assert chain["entries"][: len(saved)] == saved
+    store.close()

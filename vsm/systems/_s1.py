@@ -82,6 +82,7 @@ class System1:
     __slots__ = (
         "_arrivals",
         "_classifier",
+        "_cpus",
         "_descriptions",
         "_ended",
         "_ended_expiry",
@@ -98,6 +99,7 @@ class System1:
     def __init__(self, node: Node, classifier: Classifier | None = None) -> None:
         self.node = node
         self._kernels = {c.name: c.kernel for c in node.spec.capabilities}
+        self._cpus = {c.name: c.cpus for c in node.spec.capabilities}
         self._descriptions = node.spec.descriptions()
         self._spawnable = {c for t in node.spec.templates for c in t.offered()}
         self._units: dict[str, frozenset[str]] = {}
@@ -332,6 +334,7 @@ class System1:
                 params=flight.intent.params,
                 intent_id=flight.intent.id,
                 reply_to=self.node.at(SystemId.S1),
+                cpus=self._cpus[flight.capability],
             )
         assert flight.unit is not None
         forwarded = flight.intent

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from vsm.address import SystemId, check_path
-from vsm.audit import Signer
+from vsm.audit import AuditChain, Signer
 from vsm.classify import Classifier
+from vsm.crdt._data import require
 from vsm.effects import Effect
-from vsm.messages import Message, Started
+from vsm.errors import MalformedDataError
+from vsm.messages import ChildSpawned, Message, Started
+from vsm.registry import CapabilityRegistry
 from vsm.spec import LimitsSpec, NodeSpec, PolicySpec, TreeSpec
 from vsm.systems._node import Node
 from vsm.systems._s1 import System1
@@ -109,6 +114,82 @@ class ViableSystem:
         effects: list[Effect] = []
         for system in SystemId:
             effects += self.handle(system, Started(), now)
+        return effects
+
+    def checkpoint(self, systems: frozenset[SystemId] | None = None) -> dict[str, Any]:
+        """What a restart must keep, as plain data (msgpack-ready), one part per System.
+
+        S5: the effective and local policy, and every child that exists (spawned from
+        templates too). S4: the registry replica. S3: the audit chain, so it goes on from its
+        head. Only the parts of ``systems`` (default: all) are taken — a host that holds one
+        System checkpoints that one. In-flight intents are not kept: a restarted unit gets
+        them again from its parent's resends (``LimitsSpec.resend_every``), under the same id.
+        """
+        wanted = set(SystemId) if systems is None else systems
+        parts: dict[str, Any] = {}
+        if SystemId.S5 in wanted:
+            local = self.s5._local
+            parts["S5"] = {
+                "policy": self.s5.policy.model_dump(mode="json"),
+                "local": None if local is None else local.model_dump(mode="json"),
+                "children": {
+                    p: c.model_dump(mode="json") for p, c in sorted(self.node.children.items())
+                },
+            }
+        if SystemId.S4 in wanted:
+            writer = self.s4.registry._writer
+            epoch = int(writer.rsplit("@", 1)[1]) if "@" in writer else 0
+            parts["S4"] = {"registry": self.s4.registry.to_data(), "epoch": epoch}
+        if SystemId.S3 in wanted:
+            parts["S3"] = {"audit": self.s3.chain.to_data()}
+        return {"type": "viable-system", "path": self.path, "parts": parts}
+
+    def restore(self, data: object, incarnation: int, now: float) -> list[Effect]:
+        """Take over a :meth:`checkpoint` before :meth:`start`; return effects to carry out.
+
+        A policy older than the one this start got (a lower version) is ignored: patches only
+        tighten forward. Registry writes go on under a new epoch: ``incarnation``, or one past
+        the checkpoint's if that is not above it (a restarted parent counts from 1 again).
+
+        Raises:
+            MalformedDataError: ``data`` is not a checkpoint of this viable system.
+        """
+        fields = require(data, "checkpoint", ("type", "path", "parts"))
+        if fields["type"] != "viable-system" or fields["path"] != self.path:
+            raise MalformedDataError(
+                "checkpoint", "path", f"expected a checkpoint of {self.path!r}", fields["path"]
+            )
+        parts = fields["parts"]
+        if not isinstance(parts, dict):
+            raise MalformedDataError("checkpoint", "parts", "expected a map", parts)
+        effects: list[Effect] = []
+        try:
+            if "S5" in parts:
+                s5 = parts["S5"]
+                policy = PolicySpec.model_validate(s5["policy"])
+                if policy.version >= self.s5.policy.version:
+                    self.s5.policy = policy
+                    if s5["local"] is not None:
+                        self.s5._local = PolicySpec.model_validate(s5["local"])
+                for path, raw in s5["children"].items():
+                    if path in self.node.children:
+                        continue
+                    spec = NodeSpec.model_validate(raw)
+                    self.node.children[path] = spec
+                    spawned = ChildSpawned(path=path, offers=frozenset(spec.offered()))
+                    for system in (SystemId.S1, SystemId.S2, SystemId.S4):
+                        effects += self.handle(system, spawned, now)
+            if "S4" in parts:
+                epoch = max(incarnation, int(parts["S4"]["epoch"]) + 1)
+                self.s4.registry = CapabilityRegistry.from_data(
+                    parts["S4"]["registry"], buckets=self.s4.registry.buckets, epoch=epoch
+                )
+            if "S3" in parts:
+                self.s3.chain = AuditChain.from_data(parts["S3"]["audit"])
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            if isinstance(exc, MalformedDataError):
+                raise
+            raise MalformedDataError("checkpoint", "parts", str(exc), parts) from exc
         return effects
 
     def variety(self) -> dict[str, object]:
