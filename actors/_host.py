@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import time
@@ -79,6 +80,7 @@ from vsm.errors import MalformedDataError
 from vsm.intents import Intent, Outcome, Refusal, Status
 from vsm.kernels import BUILTIN_KERNELS, run_kernel
 from vsm.messages import (
+    ChildSpawned,
     IntentFinished,
     IntentProgress,
     KernelFinished,
@@ -116,6 +118,12 @@ class _Component:
 def kernel_task(name: str, params: Mapping[str, Any]) -> tuple[Any, str | None]:
     """Run a kernel as a Ray task (rule 7); never raises, like :func:`vsm.kernels.run_kernel`."""
     return run_kernel(BUILTIN_KERNELS, name, params)
+
+
+def _registry_summary(vs: ViableSystem) -> dict[str, Any]:
+    """How many adverts the replica holds, and a fingerprint of its state (equal iff equal)."""
+    digest = hashlib.blake2b(b"".join(vs.s4.registry.digest()), digest_size=16).hexdigest()
+    return {"adverts": len(vs.s4.registry), "digest": digest}
 
 
 class Host:
@@ -255,9 +263,9 @@ class Host:
         """Intent id -> terminal outcomes the tree sent the client (more than 1: a bug)."""
         return dict(self._replies)
 
-    async def events(self, since: int = 0) -> list[Event]:
-        """The events this host's components emitted (the last ``MAX_EVENTS``)."""
-        return list(self._events)[since:]
+    async def events(self, since: float = 0.0) -> list[Event]:
+        """The events this host's components emitted after ``since`` (the last ``MAX_EVENTS``)."""
+        return [e for e in self._events if e.at > since]
 
     async def describe(self) -> list[dict[str, Any]]:
         """One summary per hosted component."""
@@ -274,6 +282,7 @@ class Host:
                     "in_flight": vs.s1.in_flight if SystemId.S1 in component.systems else None,
                     "units": sorted(vs.s1.units()) if SystemId.S1 in component.systems else None,
                     "children": sorted(vs.node.children),
+                    "registry": _registry_summary(vs) if SystemId.S4 in component.systems else None,
                     "pid": os.getpid(),
                 }
             )
@@ -306,6 +315,33 @@ class Host:
         """Drop cached handles of the hosts of ``path`` (they were replaced)."""
         for name in [n for n in self._handles if n.split("#", 1)[0] == actor_name(path)]:
             del self._handles[name]
+
+    async def spec(self) -> TreeSpec:
+        """The tree's spec (how a client that knows only the tree's name finds the rest)."""
+        return self.tree
+
+    async def registry(self, path: str | None = None) -> list[dict[str, Any]]:
+        """The live adverts of the registry replica of ``path`` (the root by default)."""
+        component = self._components.get(path or self.tree.root.name)
+        if component is None or SystemId.S4 not in component.systems:
+            return []
+        adverts = component.vs.s4.registry.adverts(int(time.time() * 1000))
+        fields = ("capability", "provider", "endpoint", "version", "cost", "zone", "description")
+        return [
+            {**{f: getattr(a, f) for f in fields}, "lease_expires_ms": a.lease_expires_ms}
+            for a in adverts
+        ]
+
+    async def variety(self, path: str) -> dict[str, object]:
+        """The variety report of ``path`` (see :meth:`ViableSystem.variety`), if hosted here."""
+        component = self._components.get(path)
+        if component is None or SystemId.S1 not in component.systems:
+            return {}
+        return component.vs.variety()
+
+    async def processed_count(self) -> int:
+        """Messages this host has handed to its components."""
+        return self.processed
 
     async def ping(self) -> str:
         """The host's label (a liveness check)."""
@@ -553,6 +589,11 @@ class Host:
             return
         for handle in handles:
             self._spawn_task(self._watch(parent, path, handle, incarnation))
+        # The model gave the child its grace when it decided the spawn; starting a process can
+        # take longer than that on a busy machine, so the grace starts again now that it runs.
+        started = ChildSpawned(path=path, offers=frozenset(spec.offered()))
+        self._route(parent, Address(parent, SystemId.S2), started)
+        self._drain()
 
     async def _create(self, name: str, label: str) -> Any:
         """Create a control actor named ``name``, owned by this host (retrying a taken name)."""

@@ -108,7 +108,7 @@ class ModelReport:
         )
 
 
-def _intents() -> list[Intent]:
+def _intents(flood: int = 30) -> list[Intent]:
     intents = [
         Intent(id="echo-1", capability="echo", params={"hello": "world"}),
         Intent(id="sum-1", capability="math.sum", params={"values": [1, 2, 3]}),
@@ -128,7 +128,8 @@ def _intents() -> list[Intent]:
         ),
     ]
     intents += [
-        Intent(id=f"flood-{i}", capability="echo", user="flood", params={"i": i}) for i in range(30)
+        Intent(id=f"flood-{i}", capability="echo", user="flood", params={"i": i})
+        for i in range(flood)
     ]
     return intents
 

@@ -34,6 +34,7 @@ from actors._naming import (
 )
 from actors._store import CheckpointStore
 from vsm.address import SystemId
+from vsm.effects import Event
 from vsm.intents import Intent, Outcome
 from vsm.messages import IntentProgress
 from vsm.spec import NodeSpec, TreeSpec
@@ -210,6 +211,8 @@ class RayTree:
                 entry["hosts"].append(part["host"])
                 if part["units"] is not None:
                     entry["units"], entry["in_flight"] = part["units"], part["in_flight"]
+                if part["registry"] is not None:
+                    entry["registry"] = part["registry"]
                 for child in part["children"]:
                     frontier += self._names_of(child)
         return [seen[p] for p in sorted(seen)]
@@ -256,6 +259,36 @@ class RayTree:
         return HostActor.options(
             name=name, namespace=self.namespace, lifetime="detached", max_restarts=restarts
         ).remote(self.spec, name.removeprefix("vsm:"), self.pool_size, self.storage)
+
+    def desk(self) -> Any:
+        """The handle of the client desk (the host of the root's S5).
+
+        Raises:
+            TreeNotRunningError: the tree is not running.
+        """
+        return self._desk()
+
+    def events(self, since: float = 0.0) -> list[Event]:
+        """Every event the tree's hosts recorded after ``since`` (seconds), oldest first."""
+        refs = [h.events.remote(since) for n in self.actor_names() if (h := self._get(n))]
+        found: list[Event] = []
+        for ref in refs:
+            try:
+                found += ray.get(ref, timeout=10)
+            except ray.exceptions.RayError:
+                continue
+        return sorted(found, key=lambda e: e.at)
+
+    def processed(self) -> int:
+        """Messages the tree's hosts have handled so far."""
+        refs = [h.processed_count.remote() for n in self.actor_names() if (h := self._get(n))]
+        total = 0
+        for ref in refs:
+            try:
+                total += int(ray.get(ref, timeout=10))
+            except ray.exceptions.RayError:
+                continue
+        return total
 
     def _desk(self) -> Any:
         desk = self._get(self._desk_name)

@@ -1,7 +1,8 @@
-"""The ``vsm`` command line: a thin shell over the public API.
+"""The ``vsm`` command line: a thin shell over the SDK and the runtime.
 
-Exit codes: 0 success; 1 the command ran and found a failure (e.g. replicas did not converge);
-2 usage error (argparse).
+Exit codes, for scripts: 0 success; 1 the command ran and the answer is a failure (an intent
+rejected, failed or timed out; a tree that did not start; replicas that did not converge);
+2 usage error or an invalid spec; 3 no Ray cluster or no tree to talk to.
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ from rich.console import Console
 from rich.table import Table
 
 from actors._model_demo import ModelReport, run_model_demo
+from actors._ray_demo import run_ray_demo
 from actors._registry_demo import DemoReport, run_registry_demo
+from actors._tree_cli import _tree_commands, run_tree_command
 
 __all__ = ["main"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NO_TREE = 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,18 +37,22 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     model = sub.add_parser(
         "demo",
-        help="run the main job: a tree of viable systems answering a mix of intents",
+        help="run the main job: a tree of viable systems on Ray answering a mix of intents",
         description=(
-            "Run a tree of viable systems (Systems 1-5 each) in the deterministic simulator on "
-            "a network that drops and duplicates messages; send intents routed to every level, "
-            "free text, a composite plan, demand that spawns a child, and intents that policy, "
-            "the rate limit or a missing capability refuse; show the outcomes and the tree. "
-            "Exits 1 if any intent lacks exactly one terminal outcome."
+            "Start a local Ray cluster and the demo tree (depth 2, a template spawned on "
+            "demand) as Ray actors; send intents routed to every level, free text, a composite "
+            "plan, demand that spawns a child, and intents that policy, the rate limit or a "
+            "missing capability refuse; show the outcomes and the tree; stop everything. "
+            "With --sim, run the same in the deterministic simulator on a lossy network "
+            "instead. Exits 1 if any intent lacks exactly one terminal outcome."
         ),
     )
-    model.add_argument("--loss", type=_probability, default=0.05, help="loss rate (0.05)")
-    model.add_argument("--seed", type=int, default=7, help="random seed (7)")
+    model.add_argument("--sim", action="store_true", help="run in the simulator, not on Ray")
+    model.add_argument("--address", help="Ray cluster to use (default: start a local one)")
+    model.add_argument("--loss", type=_probability, default=0.05, help="--sim loss rate (0.05)")
+    model.add_argument("--seed", type=int, default=7, help="--sim random seed (7)")
     model.add_argument("--format", choices=("table", "json"), default="table", help="output")
+    _tree_commands(sub)
     demo = sub.add_parser(
         "gossip",
         help="registry replicas gossiping adverts over a lossy network until they agree",
@@ -78,7 +87,10 @@ def _probability(text: str) -> float:
 
 
 def _model(args: argparse.Namespace, console: Console) -> int:
-    report = run_model_demo(seed=args.seed, loss=args.loss)
+    if args.sim:
+        report = run_model_demo(seed=args.seed, loss=args.loss)
+    else:
+        report = run_ray_demo(address=args.address)
     if args.format == "json":
         print(json.dumps(_model_data(report), sort_keys=True, default=str))
     else:
@@ -126,7 +138,9 @@ def _print_model(report: ModelReport, console: Console) -> None:
     flood = Counter(
         str(report.outcomes[i.id].status) for i in report.intents if i.id.startswith("flood-")
     )
-    console.print(f"flood-*: 30 intents from one user in one burst: {dict(flood)}")
+    console.print(
+        f"flood-*: {sum(flood.values())} intents from one user in one burst: {dict(flood)}"
+    )
     tree = Table(title="the tree")
     for column in ("path", "depth", "alive", "units"):
         tree.add_column(column)
@@ -141,7 +155,7 @@ def _print_model(report: ModelReport, console: Console) -> None:
     verdict = "[green]holds[/]" if report.contract_holds else "[red]BROKEN[/]"
     console.print(
         f"{len(report.intents)} intents, {report.messages} messages, "
-        f"{report.virtual_seconds:.1f} virtual seconds; the intent contract {verdict}"
+        f"{report.virtual_seconds:.1f} seconds; the intent contract {verdict}"
     )
 
 
@@ -198,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _model(args, console)
     if args.command == "gossip":
         return _demo(args, console)
+    if args.command in ("up", "send", "tree", "status", "events", "down"):
+        return run_tree_command(args, console)
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse guarantees a command
 
 

@@ -43,8 +43,10 @@ def ray_cluster() -> Iterator[None]:
         ray.shutdown()
 
 
-def cap(name: str, kernel: str = "echo", zone: str = "default") -> CapabilitySpec:
-    return CapabilitySpec(name=name, kernel=kernel, description=name, zone=zone)
+def cap(
+    name: str, kernel: str = "echo", zone: str = "default", description: str = ""
+) -> CapabilitySpec:
+    return CapabilitySpec(name=name, kernel=kernel, description=description or name, zone=zone)
 
 
 def tree_spec(
@@ -70,7 +72,7 @@ def tree_spec(
                 NodeSpec(
                     name="a",
                     placement=placement,
-                    capabilities=(cap("a.sum", "sum"),),
+                    capabilities=(cap("a.sum", "sum", description="add up a list of numbers"),),
                     children=(
                         NodeSpec(name="b", placement=placement, capabilities=(cap("b.echo"),)),
                     ),

@@ -210,3 +210,21 @@ def test_a_restarted_unit_takes_up_its_last_checkpoint(start_tree: Start) -> Non
     chain = ray.get(tree.handle("vsm:root/a").audit_chain.remote("root/a"))
     assert chain["entries"][: len(saved)] == saved
     store.close()
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+def test_registry_replicas_converge_across_the_tree(start_tree: Start, placement: str) -> None:
+    """Deltas travel as actor messages; every replica ends holding every advert, equal."""
+    tree = start_tree(tree_spec(placement))  # type: ignore[arg-type]
+    capabilities = {"root.echo", "a.sum", "b.echo", "c.echo"}
+
+    def converged() -> bool:
+        registries = [part.get("registry") for part in tree.describe()]
+        return (
+            all(r is not None and r["adverts"] == len(capabilities) for r in registries)
+            and len({r["digest"] for r in registries if r is not None}) == 1
+        )
+
+    wait_for(
+        converged, 60, lambda: f"equal registries: {[p.get('registry') for p in tree.describe()]}"
+    )

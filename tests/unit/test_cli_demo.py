@@ -70,8 +70,8 @@ def test_model_demo_keeps_the_intent_contract() -> None:
 
 
 def test_cli_demo_json(capsys: pytest.CaptureFixture[str]) -> None:
-    """``vsm demo --format json`` prints one JSON object and exits 0 when the contract holds."""
-    code = main(["demo", "--format", "json", "--seed", "4"])
+    """``vsm demo --sim --format json`` prints one JSON object; exit 0 when the contract holds."""
+    code = main(["demo", "--sim", "--format", "json", "--seed", "4"])
     data = json.loads(capsys.readouterr().out)
     assert code == 0
     assert data["contract_holds"] is True

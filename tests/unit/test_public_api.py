@@ -163,6 +163,24 @@ EXPECTED_ALL = {
         "topic_matches",
         "unseal",
     ],
+    "actors": [
+        "AsyncClient",
+        "AsyncIntentHandle",
+        "Client",
+        "IntentHandle",
+        "IntentRefused",
+        "IntentTimeout",
+        "NoTreeError",
+        "RayTree",
+        "SdkError",
+        "SpecError",
+        "TreeExistsError",
+        "TreeNotRunningError",
+        "TreeStartError",
+        "load_spec",
+        "parse_spec",
+        "running_trees",
+    ],
 }
 
 

@@ -1,0 +1,305 @@
+"""The ``vsm`` verbs that work on a running tree.
+
+``up``, ``send``, ``tree``, ``status``, ``events`` and ``down``; exit codes in :mod:`actors.cli`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+from rich.console import Console
+from rich.table import Table
+
+from actors._runtime import RayTree, TreeExistsError, TreeStartError
+from actors.sdk import Client, IntentRefused, IntentTimeout, NoTreeError
+from actors.specfile import SpecError, load_spec
+
+__all__ = ["_tree_commands", "run_tree_command"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_TREE = 0, 1, 2, 3
+
+
+def _tree_commands(sub: Any) -> None:
+    """Add the tree verbs to the ``vsm`` parser's subcommands."""
+
+    def common(parser: argparse.ArgumentParser, *, tree: bool = True) -> None:
+        parser.add_argument(
+            "--address", help="Ray cluster (default: the local one, 'auto'; or ray://host:10001)"
+        )
+        if tree:
+            parser.add_argument("--tree", help="the tree's name (default: the only one running)")
+        parser.add_argument("--format", choices=("table", "json"), default="table", help="output")
+
+    up = sub.add_parser(
+        "up",
+        help="start a tree from a spec file (TOML, YAML or JSON)",
+        description=(
+            "Validate SPEC and start its tree on Ray: on the local cluster (started here if "
+            "none runs) or on --address. Returns once every static viable system runs."
+        ),
+    )
+    up.add_argument("spec", help="tree spec file: .toml, .yaml/.yml or .json")
+    up.add_argument("--resume", action="store_true", help="take up the last run's checkpoints")
+    up.add_argument("--timeout", type=float, default=120.0, help="seconds to wait (120)")
+    common(up, tree=False)
+
+    send = sub.add_parser(
+        "send",
+        help="send an intent and wait for its outcome",
+        description=(
+            "Send TEXT (classified by S1) or --capability NAME with --param k=v (values are "
+            "JSON when they parse, else strings). Exits 0 if the intent completed, 1 if it "
+            "was rejected, failed or timed out."
+        ),
+    )
+    send.add_argument("text", nargs="?", help="free text for S1 to classify")
+    send.add_argument("--capability", "-c", help="capability name")
+    send.add_argument("--param", "-p", action="append", default=[], metavar="K=V")
+    send.add_argument("--user", default="cli", help="user (cli)")
+    send.add_argument("--zone", default="default", help="zone (default)")
+    send.add_argument("--timeout", type=float, default=30.0, help="deadline in seconds (30)")
+    common(send)
+
+    for name, about in (
+        ("tree", "show the live tree: placement, hosts, health, load"),
+        ("status", "the tree at a glance"),
+    ):
+        common(sub.add_parser(name, help=about, description=about))
+
+    events = sub.add_parser("events", help="show the tree's events", description="Show events.")
+    events.add_argument("--follow", action="store_true", help="keep printing new events")
+    events.add_argument("--for", dest="duration", type=float, default=None, help="stop after S s")
+    events.add_argument("--kind", help="only events whose kind starts with this")
+    common(events)
+
+    down = sub.add_parser("down", help="stop a tree", description="Stop the tree's actors.")
+    down.add_argument("--ray", action="store_true", help="also stop the local Ray cluster")
+    common(down)
+
+
+def run_tree_command(args: argparse.Namespace, console: Console) -> int:
+    """Run one tree verb; return its exit code."""
+    try:
+        if args.command == "up":
+            return _up(args, console)
+        with Client(args.tree, address=args.address) as client:
+            if args.command == "send":
+                return _send(args, client, console)
+            if args.command == "tree":
+                return _show_tree(args, client, console)
+            if args.command == "status":
+                return _emit(args, client.status(), console, "status")
+            if args.command == "events":
+                return _events(args, client, console)
+            if args.command == "down":
+                client.stop()
+                if args.format == "json":
+                    print(json.dumps({"stopped": client.name}))
+                else:
+                    console.print(f"tree {client.name!r} stopped")
+                if args.ray:
+                    _ray_stop()
+                return EXIT_OK
+    except NoTreeError as exc:
+        console.print(f"[red]{exc}[/]")
+        return EXIT_NO_TREE
+    raise AssertionError(f"unhandled command {args.command!r}")
+
+
+def _up(args: argparse.Namespace, console: Console) -> int:
+    try:
+        spec = load_spec(args.spec)
+    except SpecError as exc:
+        console.print(f"[red]{exc}[/]")
+        return EXIT_USAGE
+    connected = _connect_or_start(args.address, console)
+    try:
+        with console.status(f"starting tree {spec.name!r} on Ray …"):
+            started = time.monotonic()
+            tree = RayTree.start(spec, timeout=args.timeout, resume=args.resume)
+        parts = tree.describe()
+        actors = tree.actor_names()
+        data = {
+            "tree": spec.name,
+            "namespace": tree.namespace,
+            "viable_systems": len(parts),
+            "actors": actors,
+            "seconds": round(time.monotonic() - started, 2),
+        }
+        if args.format == "json":
+            print(json.dumps(data))
+        else:
+            console.print(
+                f"tree {spec.name!r} is up: {len(parts)} viable systems, "
+                f"{len(actors)} actors in namespace {tree.namespace!r} "
+                f"({data['seconds']} s)"
+            )
+            _tree_table(parts, console)
+        return EXIT_OK
+    except TreeExistsError as exc:
+        console.print(f"[red]{exc}[/]")
+        return EXIT_FAILED
+    except TreeStartError as exc:
+        console.print(f"[red]{exc}[/]")
+        return EXIT_FAILED
+    finally:
+        if connected:
+            ray.shutdown()
+
+
+def _connect_or_start(address: str | None, console: Console) -> bool:
+    """Connect to Ray (starting a local head node if none runs); return whether we connected."""
+    if ray.is_initialized():
+        return False
+    options: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
+    try:
+        ray.init(address=address or "auto", **options)
+        return True
+    except ConnectionError:
+        if address not in (None, "auto"):
+            raise
+    ray_cli = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
+    with console.status("starting a local Ray cluster …"):
+        subprocess.run(
+            [
+                ray_cli,
+                "start",
+                "--head",
+                f"--num-cpus={os.cpu_count() or 1}",
+                "--dashboard-host=127.0.0.1",
+                "--disable-usage-stats",
+            ],
+            check=True,
+            capture_output=True,
+        )
+    ray.init(address="auto", **options)
+    return True
+
+
+def _ray_stop() -> None:
+    if ray.is_initialized():
+        ray.shutdown()
+    ray_cli = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
+    subprocess.run([ray_cli, "stop"], check=False, capture_output=True)
+
+
+def _params(pairs: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param wants K=V, got {pair!r}")
+        try:
+            params[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key] = raw
+    return params
+
+
+def _send(args: argparse.Namespace, client: Client, console: Console) -> int:
+    if (args.text is None) == (args.capability is None):
+        console.print("[red]give TEXT or --capability NAME (not both)[/]")
+        return EXIT_USAGE
+    try:
+        params = _params(args.param)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        return EXIT_USAGE
+    handle = client.submit(
+        args.capability,
+        text=args.text,
+        params=params,
+        user=args.user,
+        zone=args.zone,
+        timeout=args.timeout,
+    )
+    try:
+        outcome = handle.outcome(timeout=args.timeout + 15)
+    except IntentTimeout as exc:
+        console.print(f"[red]{exc}[/]")
+        if args.format == "json":
+            print(json.dumps({"intent": handle.id, "status": "timeout"}))
+        return EXIT_FAILED
+    data = {
+        "intent": outcome.intent_id,
+        "status": outcome.status.value,
+        "result": outcome.result,
+        "reason": None if outcome.reason is None else outcome.reason.value,
+        "by": None if outcome.by is None else outcome.by.name,
+        "path": outcome.path,
+        "detail": outcome.detail,
+    }
+    if args.format == "json":
+        print(json.dumps(data, default=str))
+    else:
+        try:
+            result = handle.result()
+            console.print(f"[green]completed[/] at {outcome.path}: {result!r}")
+        except IntentRefused as exc:
+            console.print(f"[magenta]{exc}[/]")
+    return EXIT_OK if outcome.status.value == "completed" else EXIT_FAILED
+
+
+def _tree_table(parts: list[dict[str, Any]], console: Console) -> None:
+    table = Table(title="the tree")
+    for column in ("path", "placement", "hosts", "incarnation", "units", "in flight", "adverts"):
+        table.add_column(column)
+    for part in parts:
+        registry = part.get("registry") or {}
+        table.add_row(
+            part["path"],
+            part["placement"],
+            ", ".join(sorted(part["hosts"])),
+            str(part["incarnation"]),
+            ", ".join(part.get("units") or []),
+            str(part.get("in_flight") or 0),
+            str(registry.get("adverts", "")),
+        )
+    console.print(table)
+
+
+def _show_tree(args: argparse.Namespace, client: Client, console: Console) -> int:
+    parts = client.tree()
+    if args.format == "json":
+        print(json.dumps(parts, default=str))
+    else:
+        _tree_table(parts, console)
+    return EXIT_OK
+
+
+def _emit(args: argparse.Namespace, data: dict[str, Any], console: Console, title: str) -> int:
+    if args.format == "json":
+        print(json.dumps(data, default=str))
+    else:
+        table = Table(title=title, show_header=False)
+        for key, value in data.items():
+            table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
+        console.print(table)
+    return EXIT_OK
+
+
+def _events(args: argparse.Namespace, client: Client, console: Console) -> int:
+    since = 0.0
+    stop = None if args.duration is None else time.monotonic() + args.duration
+    while True:
+        for event in client.events(since):
+            since = max(since, event.at)
+            if args.kind and not event.kind.startswith(args.kind):
+                continue
+            row = {"at": event.at, "kind": event.kind, "path": event.path, "data": event.data}
+            if args.format == "json":
+                print(json.dumps(row, default=str), flush=True)
+            else:
+                console.print(f"{event.at:.3f} {event.path:<20} {event.kind:<20} {event.data}")
+        if not args.follow or (stop is not None and time.monotonic() > stop):
+            return EXIT_OK
+        time.sleep(1.0)

@@ -1,0 +1,158 @@
+"""The SDK and the ``vsm`` verbs end to end, against real trees on the session's Ray cluster.
+
+The CLI runs in this process (``actors.cli.main``), so it finds the session's cluster already
+connected; one test runs ``vsm demo`` as a fresh process, which starts a cluster of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.cli import main
+from actors.sdk import AsyncClient, Client, IntentRefused, NoTreeError
+from tests.ray.conftest import tree_spec
+from vsm.intents import Refusal, Status
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def vsm(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
+    """Run ``vsm ARGV --format json``; return the exit code and the parsed JSON output."""
+    code = main([*argv, "--format", "json"])
+    out = capsys.readouterr().out.strip()
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith(("{", "["))]
+    return code, lines[0] if len(lines) == 1 else lines
+
+
+@pytest.fixture
+def spec_file(tmp_path: Path) -> Path:
+    spec = tree_spec("node")
+    path = tmp_path / "tree.json"
+    path.write_text(spec.model_dump_json(indent=2))
+    return path
+
+
+def test_the_cli_runs_a_tree_from_up_to_down(
+    ray_cluster: None, spec_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """up, send (by capability and by text), tree, status, events, down — JSON parsed."""
+    name = json.loads(spec_file.read_text())["name"]
+    code, up = vsm(capsys, "up", str(spec_file))
+    assert code == 0
+    assert up["viable_systems"] == 4
+    assert "vsm:root/a/b" in up["actors"]
+    try:
+        code, sent = vsm(capsys, "send", "-c", "a.sum", "-p", "values=[1,2,3]", "--tree", name)
+        assert (code, sent["status"], sent["result"], sent["path"]) == (0, "completed", 6, "root/a")
+        code, sent = vsm(capsys, "send", "-c", "no.such", "--tree", name)
+        assert (code, sent["status"], sent["reason"]) == (1, "rejected", "no_capability")
+        code, sent = vsm(capsys, "send", "-c", "c.echo", "--zone", "eu", "--tree", name)
+        assert (code, sent["reason"], sent["by"]) == (1, "policy", "S5")
+        code, tree = vsm(capsys, "tree", "--tree", name)
+        assert code == 0
+        assert [part["path"] for part in tree] == ["root", "root/a", "root/a/b", "root/c"]
+        code, status = vsm(capsys, "status", "--tree", name)
+        assert (code, status["viable_systems"], status["answered_twice"]) == (0, 4, [])
+        code, events = vsm(capsys, "events", "--tree", name, "--kind", "intent.")
+        assert code == 0
+        assert {e["kind"] for e in events} >= {"intent.accepted", "intent.completed"}
+        code, _ = vsm(capsys, "up", str(spec_file))
+        assert code == 1  # a tree of that name runs already
+    finally:
+        code, down = vsm(capsys, "down", "--tree", name)
+    assert (code, down) == (0, {"stopped": name})
+    code, _ = vsm(capsys, "down", "--tree", name)
+    assert code == 3  # no such tree any more
+
+
+def test_cli_failure_modes_have_their_exit_codes(
+    ray_cluster: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: t\nroot:\n  name: root\n  placement: everywhere\n")
+    assert main(["up", str(bad)]) == 2
+    assert "root.placement (line 4)" in capsys.readouterr().out
+    assert main(["status", "--tree", "never-started"]) == 3
+    assert "no tree named 'never-started'" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as usage:
+        main(["send", "--timeout", "soon"])
+    assert usage.value.code == 2
+
+
+def test_the_sdk_submits_streams_and_reads_the_tree(start_tree: Any) -> None:
+    tree = start_tree(tree_spec("node"))
+    with Client(tree.spec.name, user="alice") as client:
+        handle = client.submit("b.echo", params={"x": 1})
+        progress = list(handle.stream(timeout=60))
+        assert handle.result(timeout=30) == {"x": 1}
+        assert progress, "S1 streams progress to the client"
+        assert {p.intent_id for p in progress} == {handle.id}
+        assert client.ask("c.echo", zone="eu", timeout=30) == {}  # alice holds zone eu
+        with pytest.raises(IntentRefused) as refused:
+            client.ask("c.echo", zone="eu", user="bob", timeout=30)
+        assert refused.value.outcome.reason is Refusal.POLICY
+        assert "policy" in str(refused.value)
+        assert (
+            client.submit(text="add up a list of numbers", params={"values": [2, 3]}).result(
+                timeout=30
+            )
+            == 5
+        )
+        with pytest.raises(ValueError, match="exactly one"):
+            client.submit("b.echo", text="both")
+        assert [p["path"] for p in client.tree()] == ["root", "root/a", "root/a/b", "root/c"]
+        assert client.status()["viable_systems"] == 4
+        everything = {"root.echo", "a.sum", "b.echo", "c.echo"}
+        deadline = time.monotonic() + 30  # the grandchild's advert is two gossip hops away
+        while {a["capability"] for a in client.registry()} != everything:
+            assert time.monotonic() < deadline, f"root's registry: {client.registry()}"
+            time.sleep(0.2)
+        assert any(e.kind == "intent.completed" for e in client.events())
+    with pytest.raises(NoTreeError, match="no tree named 'elsewhere'"):
+        Client("elsewhere")
+
+
+def test_the_async_client_does_the_same(start_tree: Any) -> None:
+    tree = start_tree(tree_spec("pooled"))
+
+    async def scenario() -> list[Any]:
+        async with await AsyncClient.connect(tree.spec.name) as client:
+            handles = [await client.submit("a.sum", params={"values": [i, i]}) for i in range(5)]
+            results = [await h.result(timeout=60) for h in handles]
+            outcome = await (await client.submit("no.such")).outcome(timeout=60)
+            assert outcome.status is Status.REJECTED
+            assert len(await client.tree()) == 4
+            return results
+
+    assert asyncio.run(scenario()) == [0, 2, 4, 6, 8]
+
+
+def test_vsm_demo_runs_the_main_job_in_a_fresh_process(ray_cluster: None) -> None:
+    """``vsm demo`` starts its own local cluster, runs the demo tree on Ray, stops cleanly."""
+    done = subprocess.run(
+        [sys.executable, "-m", "actors.cli", "demo", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+    assert data["contract_holds"] is True
+    outcomes = data["outcomes"]
+    assert outcomes["sum-1"]["result"] == 6
+    assert outcomes["eu-bob"]["reason"] == "policy"
+    assert outcomes["unknown-1"]["reason"] == "no_capability"
+    assert outcomes["weather-1"]["path"] == "root/weather"  # spawned from a template
+    assert outcomes["plan-1"]["status"] == "completed"
+    assert data["by_status"].get("rejected (rate_limit)", 0) > 0
+    assert data["tree"]["root/math/audit"]["depth"] == 2
