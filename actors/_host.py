@@ -9,7 +9,8 @@ Rules:
        systems (the host is a pool actor). Nothing else changes with placement.
     2. Messages between Systems hosted together are delivered at once, in order, before the
        host takes its next call. Messages to Systems elsewhere are one-way actor calls to the
-       host that holds them (:mod:`actors._naming`); Ray keeps one caller's calls to one
+       host that holds them (:mod:`actors._naming`), batched: what one turn of the event loop
+       produced for one host goes in one call, in order; Ray keeps one caller's calls to one
        actor in order. A message to a host that is gone is lost, as on any network; the
        model resends what matters.
     3. ``now`` is wall-clock seconds (``time.time()``): registries compare leases across
@@ -149,6 +150,8 @@ class Host:
         self.namespace = namespace_of(tree.name)
         self._components: dict[str, _Component] = {}
         self._local: deque[tuple[str, SystemId, Message]] = deque()
+        self._outgoing: dict[str, list[tuple[str, SystemId, Message]]] = {}
+        self._flush_pending = False
         self._handles: dict[str, Any] = {}
         self._owned: dict[str, list[Any]] = {}  # child path -> the actors this host made for it
         self._incarnations: dict[str, int] = {}
@@ -211,6 +214,11 @@ class Host:
         self._local.append((path, system, message))
         self._drain()
 
+    async def deliver_batch(self, batch: list[tuple[str, SystemId, Message]]) -> None:
+        """Hand over several messages, in order (what another host produced in one turn)."""
+        self._local.extend(batch)
+        self._drain()
+
     async def submit(self, intent: Intent) -> Outcome:
         """The client desk (rule 6): submit ``intent`` to the root and wait for its outcome."""
         root = self.tree.root.name
@@ -267,8 +275,8 @@ class Host:
         """The events this host's components emitted after ``since`` (the last ``MAX_EVENTS``)."""
         return [e for e in self._events if e.at > since]
 
-    async def describe(self) -> list[dict[str, Any]]:
-        """One summary per hosted component."""
+    async def describe(self, full: bool = True) -> list[dict[str, Any]]:
+        """One summary per hosted component (``full=False``: without the registry summary)."""
         out = []
         for path, component in sorted(self._components.items()):
             vs = component.vs
@@ -282,7 +290,9 @@ class Host:
                     "in_flight": vs.s1.in_flight if SystemId.S1 in component.systems else None,
                     "units": sorted(vs.s1.units()) if SystemId.S1 in component.systems else None,
                     "children": sorted(vs.node.children),
-                    "registry": _registry_summary(vs) if SystemId.S4 in component.systems else None,
+                    "registry": _registry_summary(vs)
+                    if full and SystemId.S4 in component.systems
+                    else None,
                     "pid": os.getpid(),
                 }
             )
@@ -408,11 +418,24 @@ class Host:
         if component is not None and to.system in component.systems:
             self._local.append((to.path, to.system, message))
             return
-        handle = self._handle_for(to)
-        if handle is None:
-            logger.debug("%r: no host for %s; %s lost", self, to, type(message).__name__)
-            return
-        handle.deliver.remote(to.path, to.system, message)
+        name = self._name_for(to)
+        self._outgoing.setdefault(name, []).append((to.path, to.system, message))
+        if not self._flush_pending:  # one call per destination host per turn of the loop
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Send what this turn of the event loop produced: one actor call per destination."""
+        self._flush_pending = False
+        outgoing, self._outgoing = self._outgoing, {}
+        for name, batch in outgoing.items():
+            handle = self._lookup(name)
+            if handle is None:
+                logger.debug("%r: no host %s; %d messages lost", self, name, len(batch))
+            elif len(batch) == 1:
+                handle.deliver.remote(*batch[0])
+            else:
+                handle.deliver_batch.remote(batch)
 
     def _handle_for(self, to: Address) -> Any:
         return self._lookup(self._name_for(to))

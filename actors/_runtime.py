@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,7 @@ class RayTree:
         timeout: float = 120.0,
         resume: bool = False,
         checkpoints: bool = True,
+        on_progress: Callable[[int, int], None] | None = None,
     ) -> RayTree:
         """Start ``spec`` on the connected Ray cluster (rules 1, 2 and 4).
 
@@ -96,6 +97,7 @@ class RayTree:
             resume: Take up the checkpoints a previous run of this tree left in
                 ``spec.storage``; otherwise they are deleted first.
             checkpoints: Whether the hosts checkpoint to ``spec.storage`` at all.
+            on_progress: Called with (viable systems up, viable systems wanted) while waiting.
 
         Raises:
             RuntimeError: Ray is not initialised.
@@ -138,7 +140,7 @@ class RayTree:
         except (ray.exceptions.RayError, TimeoutError) as exc:
             tree._kill(actors)
             raise TreeStartError(f"the root of {spec.name!r} did not start: {exc}") from exc
-        tree._await_static(timeout)
+        tree._await_static(timeout, on_progress)
         return tree
 
     @classmethod
@@ -189,8 +191,11 @@ class RayTree:
 
     # ------------------------------------------------------------------ inspection
 
-    def describe(self) -> list[dict[str, Any]]:
-        """Every hosted component, found by walking the tree from its root, sorted by path."""
+    def describe(self, full: bool = True) -> list[dict[str, Any]]:
+        """Every hosted component, found by walking the tree from its root, sorted by path.
+
+        ``full=False`` leaves out each registry's summary (cheaper on big trees).
+        """
         seen: dict[str, dict[str, Any]] = {}
         frontier = [*self._root_names, *self._pool_names()]
         visited: set[str] = set()
@@ -203,7 +208,7 @@ class RayTree:
             if handle is None:
                 continue
             try:
-                parts = ray.get(handle.describe.remote(), timeout=10)
+                parts = ray.get(handle.describe.remote(full), timeout=30)
             except ray.exceptions.RayError:
                 continue
             for part in parts:
@@ -237,23 +242,28 @@ class RayTree:
     def _pool_names(self) -> list[str]:
         return [pool_name(i) for i in range(self.pool_size)]
 
-    def _await_static(self, timeout: float) -> None:
+    def _await_static(
+        self, timeout: float, on_progress: Callable[[int, int], None] | None = None
+    ) -> None:
         wanted = set(_static_paths(self.spec.root))
         guard = self.spec.policy.tighten(self.spec.root.policy).max_depth
         wanted = {p for p in wanted if p.count("/") <= guard}
         deadline = time.monotonic() + timeout
         while True:
-            hosted = {part["path"] for part in self.describe()}
+            hosted = {part["path"] for part in self.describe(full=False)}
             missing = wanted - hosted
+            if on_progress is not None:
+                on_progress(len(wanted) - len(missing), len(wanted))
             if not missing:
                 return
             if time.monotonic() > deadline:
                 self.stop()
+                shown = ", ".join(sorted(missing)[:10]) + (" …" if len(missing) > 10 else "")
                 raise TreeStartError(
                     f"{len(missing)} viable systems of {self.spec.name!r} did not start within "
-                    f"{timeout}s: {sorted(missing)}"
+                    f"{timeout}s: {shown}"
                 )
-            time.sleep(0.1)
+            time.sleep(0.5)
 
     def _detached(self, name: str, restarts: int) -> Any:
         return HostActor.options(

@@ -17,6 +17,7 @@ from typing import Any
 
 import ray
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from actors._runtime import RayTree, TreeExistsError, TreeStartError
@@ -123,9 +124,23 @@ def _up(args: argparse.Namespace, console: Console) -> int:
         return EXIT_USAGE
     connected = _connect_or_start(args.address, console)
     try:
-        with console.status(f"starting tree {spec.name!r} on Ray …"):
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=args.format == "json",
+        ) as bar:
+            task = bar.add_task(f"starting {spec.name!r}: viable systems up", total=None)
             started = time.monotonic()
-            tree = RayTree.start(spec, timeout=args.timeout, resume=args.resume)
+            tree = RayTree.start(
+                spec,
+                timeout=args.timeout,
+                resume=args.resume,
+                on_progress=lambda up, wanted: bar.update(task, completed=up, total=wanted),
+            )
         parts = tree.describe()
         actors = tree.actor_names()
         data = {

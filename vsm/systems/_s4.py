@@ -74,6 +74,7 @@ class System4:
     """
 
     __slots__ = (
+        "_next_expiry",
         "_outbox",
         "_plans",
         "_renew_at",
@@ -93,6 +94,7 @@ class System4:
         self._routes: Routes | None = None
         self._renew_at = 0.0
         self._ticks = 0
+        self._next_expiry = -math.inf  # the first tick recomputes the table
 
     def handle(self, message: Message, now: float) -> list[Effect]:
         """Handle one message; return the effects for the host."""
@@ -108,10 +110,11 @@ class System4:
                 self._ticks += 1
                 renewed = self._advertise(now) if now >= self._renew_at else []
                 digest = self._ticks % DIGEST_EVERY == 0
+                expired = _ms(now) >= self._next_expiry  # only then can a route have gone
                 return [
                     *renewed,
                     *self._ship(now, digest=digest),
-                    *self._refresh(now),
+                    *(self._refresh(now) if expired or renewed else []),
                     self._tick(),
                 ]
             case RegistryGossip(delta=delta, origin=origin):
@@ -175,7 +178,7 @@ class System4:
         self._outbox.record(delta, origin=origin)
         return [
             self._emit("registry.changed", now, origin=origin, adverts=len(delta)),
-            *self._refresh(now),
+            *self._refresh_with(delta.adverts(), now),
         ]
 
     def _anti_entropy(self, digest: list[bytes], origin: str, now: float) -> list[Effect]:
@@ -210,12 +213,45 @@ class System4:
         node = self.node
         units: dict[str, set[str]] = {c: set(spec.offered()) for c, spec in node.children.items()}
         descriptions: dict[str, str] = {}
+        next_expiry = math.inf
         for advert in self.registry.adverts(_ms(now)):
+            next_expiry = min(next_expiry, advert.lease_expires_ms)
             child = node.child_of(advert.provider)
             if child is not None:
                 units[child].add(advert.capability)
             if advert.description:
                 descriptions.setdefault(advert.capability, advert.description)
+        self._next_expiry = next_expiry
+        return self._send_routes(units, descriptions)
+
+    def _refresh_with(self, adverts: list[Advert], now: float) -> list[Effect]:
+        """Add what newly merged ``adverts`` offer to the unit table; a withdrawal recomputes.
+
+        Only the merged keys can have changed, so the table grows from the last one sent; a
+        key whose winner is no longer live (withdrawn, or a lease already over) may take a
+        unit away, which only a full :meth:`_refresh` can tell.
+        """
+        if self._routes is None:
+            return self._refresh(now)
+        now_ms = _ms(now)
+        units = {u: set(c) for u, c in self._routes.units.items()}
+        descriptions = dict(self._routes.descriptions)
+        for merged in adverts:
+            advert = self.registry._advert(merged.key)
+            if advert is None or not advert.live(now_ms):
+                return self._refresh(now)
+            self._next_expiry = min(self._next_expiry, advert.lease_expires_ms)
+            child = self.node.child_of(advert.provider)
+            if child is not None:
+                units.setdefault(child, set()).add(advert.capability)
+            if advert.description:
+                descriptions.setdefault(advert.capability, advert.description)
+        return self._send_routes(units, descriptions)
+
+    def _send_routes(
+        self, units: dict[str, set[str]], descriptions: dict[str, str]
+    ) -> list[Effect]:
+        node = self.node
         routes = Routes(
             units={u: frozenset(c) for u, c in units.items() if u != LOCAL},
             descriptions=descriptions,
