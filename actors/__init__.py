@@ -18,6 +18,7 @@ from actors.sdk import (
     IntentTimeout,
     NoTreeError,
     SdkError,
+    SignatureRequired,
     running_trees,
 )
 from actors.specfile import SpecError, load_spec, parse_spec
@@ -32,6 +33,7 @@ __all__ = [
     "NoTreeError",
     "RayTree",
     "SdkError",
+    "SignatureRequired",
     "SpecError",
     "TreeExistsError",
     "TreeNotRunningError",

@@ -36,12 +36,16 @@ Rules:
        file, the checkpoint of each component whose state changed (only the parts of the
        Systems it holds); a component that starts finds its last checkpoint there and
        restores it before it runs (:meth:`vsm.systems.ViableSystem.restore`).
+    9. Signed intents: a tree whose spec says ``clients.signed`` takes intents only sealed
+       as aMCP envelopes (``submit_sealed``) by a key in ``clients.keys``; the intent runs as
+       the user its key id names, and the desk's replay guard refuses a second delivery.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -63,6 +67,14 @@ from actors._naming import (
     spec_at,
 )
 from actors._store import CheckpointStore
+from protocol import (
+    IntentBody,
+    KeyStore,
+    ProtocolError,
+    ReplayGuard,
+    replay_id,
+    unseal,
+)
 from vsm.address import Address, SystemId, is_within, parent_of
 from vsm.effects import (
     Cancel,
@@ -163,6 +175,8 @@ class Host:
         self._progress: dict[str, list[IntentProgress]] = {}
         self._events: deque[Event] = deque(maxlen=MAX_EVENTS)
         self._gone: dict[tuple[str, int], asyncio.Event] = {}
+        self._keys: KeyStore | None = None
+        self._client_guard = ReplayGuard(max_entries=1_000_000)
         self.processed = 0
 
     def __repr__(self) -> str:
@@ -219,8 +233,55 @@ class Host:
         self._local.extend(batch)
         self._drain()
 
+    async def submit_sealed(self, data: bytes) -> Outcome:
+        """The client desk for signed intents (rule 9): unseal, then as :meth:`submit`.
+
+        The intent runs as the user its key id names. An envelope that does not unseal (an
+        unknown key, a bad signature, expired, replayed, not an intent) is answered with a
+        POLICY refusal that gives the reason; nothing runs.
+        """
+        now = time.time()
+        try:
+            envelope = unseal(data, self._client_keys(), self._client_guard, now)
+            if not isinstance(envelope.body, IntentBody):
+                raise ValueError(f"expected an intent, got a {envelope.kind} envelope")
+            intent = envelope.body.intent()
+        except (ProtocolError, ValueError) as exc:
+            reason = getattr(exc, "reason", "invalid")
+            return Outcome.refused(
+                "<sealed>",
+                Status.REJECTED,
+                Refusal.POLICY,
+                SystemId.S5,
+                "<desk>",
+                f"the signed intent was refused ({reason}): {exc}",
+            )
+        intent = dataclasses.replace(intent, user=envelope.sender.key_id)
+        outcome = await self._submit(intent)
+        self._client_guard.record(*replay_id(envelope))
+        return outcome
+
     async def submit(self, intent: Intent) -> Outcome:
-        """The client desk (rule 6): submit ``intent`` to the root and wait for its outcome."""
+        """The client desk (rule 6): submit ``intent`` to the root and wait for its outcome.
+
+        Raises:
+            PermissionError: the tree takes signed intents only (``clients.signed``).
+        """
+        if self.tree.clients.signed:
+            raise PermissionError(
+                f"tree {self.tree.name!r} takes signed intents only: give the client an "
+                "identity whose public key is in the spec's clients.keys"
+            )
+        return await self._submit(intent)
+
+    def _client_keys(self) -> KeyStore:
+        if self._keys is None:
+            self._keys = KeyStore()
+            for key_id, public in self.tree.clients.keys.items():
+                self._keys.add(key_id, bytes.fromhex(public))
+        return self._keys
+
+    async def _submit(self, intent: Intent) -> Outcome:
         root = self.tree.root.name
         if intent.id in self._waiters or intent.id in self._outcomes:
             raise ValueError(f"intent id {intent.id!r} was already submitted")

@@ -32,6 +32,8 @@ import ray.exceptions
 
 from actors._naming import namespace_of
 from actors._runtime import RayTree, TreeNotRunningError
+from protocol import Envelope, IntentBody, Sender, Signer, seal
+from vsm.crdt import Stamp
 from vsm.effects import Event
 from vsm.intents import Intent, Outcome, Status
 from vsm.messages import IntentProgress
@@ -46,6 +48,7 @@ __all__ = [
     "IntentTimeout",
     "NoTreeError",
     "SdkError",
+    "SignatureRequired",
     "running_trees",
 ]
 
@@ -71,6 +74,10 @@ class IntentRefused(SdkError):
             f"(decided by {outcome.by.name if outcome.by else '?'} at {outcome.path}): "
             f"{outcome.detail}"
         )
+
+
+class SignatureRequired(SdkError, PermissionError):
+    """The tree takes signed intents only: give the client an ``identity`` it knows."""
 
 
 class IntentTimeout(SdkError, TimeoutError):
@@ -192,6 +199,10 @@ class IntentHandle:
                 raise IntentTimeout(f"no outcome for {self.id!r} within {timeout}s") from exc
             except ray.exceptions.RayActorError as exc:
                 raise NoTreeError(f"the tree stopped before {self.id!r} ended") from exc
+            except ray.exceptions.RayTaskError as exc:
+                if isinstance(exc.cause, PermissionError):
+                    raise SignatureRequired(str(exc.cause)) from None
+                raise
         return self._outcome
 
     def result(self, timeout: float | None = None) -> Any:
@@ -231,14 +242,23 @@ class Client:
         tree: The tree's name; ``None`` for the only tree running.
         address: The Ray cluster: ``None``/``"auto"`` (local), ``ray://host:10001``, an address.
         user: The user intents are sent as, unless ``submit`` says otherwise.
+        identity: Signs every intent as an aMCP envelope (a tree whose spec says
+            ``clients.signed`` takes no other); the intent then runs as the user its key id
+            names.
 
     Raises:
         NoTreeError: no Ray cluster, or no such tree on it.
     """
 
     def __init__(
-        self, tree: str | None = None, *, address: str | None = None, user: str = "anonymous"
+        self,
+        tree: str | None = None,
+        *,
+        address: str | None = None,
+        user: str = "anonymous",
+        identity: Signer | None = None,
     ) -> None:
+        self.identity = identity
         self._connected = _connect(address)
         try:
             self._tree = _find(tree)
@@ -277,10 +297,27 @@ class Client:
         """
         intent = _intent(capability, text, params, user or self.user, zone, timeout, intent_id)
         try:
-            ref = self._tree.submit(intent)
+            if self.identity is None:
+                ref = self._tree.submit(intent)
+            else:
+                ref = self._tree.desk().submit_sealed.remote(self._seal(intent))
         except TreeNotRunningError as exc:
             raise NoTreeError(str(exc)) from exc
         return IntentHandle(self._tree, intent, ref)
+
+    def _seal(self, intent: Intent) -> bytes:
+        assert self.identity is not None
+        now = time.time()
+        ttl = (intent.deadline - now) if intent.deadline is not None else 300.0
+        envelope = Envelope.new(
+            sender=Sender(path="client", cluster="clients", key_id=self.identity.key_id),
+            recipient=self._tree.spec.root.name,
+            body=IntentBody.of(intent),
+            hlc=Stamp(int(now * 1000), 0, self.identity.key_id),
+            now=now,
+            ttl=max(ttl, 1.0),
+        )
+        return seal(envelope, self.identity)
 
     def ask(self, capability: str | None = None, **options: Any) -> Any:
         """Submit and wait: the result, or :class:`IntentRefused` / :class:`IntentTimeout`."""
@@ -349,6 +386,10 @@ class AsyncIntentHandle:
             raise IntentTimeout(f"no outcome for {self.id!r} within {timeout}s") from exc
         except ray.exceptions.RayActorError as exc:
             raise NoTreeError(f"the tree stopped before {self.id!r} ended") from exc
+        except ray.exceptions.RayTaskError as exc:
+            if isinstance(exc.cause, PermissionError):
+                raise SignatureRequired(str(exc.cause)) from None
+            raise
         self._handle._outcome = outcome
         return outcome
 
@@ -378,10 +419,17 @@ class AsyncClient:
 
     @classmethod
     async def connect(
-        cls, tree: str | None = None, *, address: str | None = None, user: str = "anonymous"
+        cls,
+        tree: str | None = None,
+        *,
+        address: str | None = None,
+        user: str = "anonymous",
+        identity: Signer | None = None,
     ) -> AsyncClient:
         """Connect as :class:`Client` does."""
-        client = await asyncio.to_thread(Client, tree, address=address, user=user)
+        client = await asyncio.to_thread(
+            Client, tree, address=address, user=user, identity=identity
+        )
         return cls(client)
 
     @property

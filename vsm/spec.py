@@ -19,7 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from vsm.address import check_path
 
-__all__ = ["CapabilitySpec", "LimitsSpec", "NodeSpec", "Placement", "PolicySpec", "TreeSpec"]
+__all__ = [
+    "CapabilitySpec",
+    "ClientsSpec",
+    "LimitsSpec",
+    "NodeSpec",
+    "Placement",
+    "PolicySpec",
+    "TreeSpec",
+]
 
 Placement = Literal["node", "system", "pooled"]
 
@@ -185,6 +193,27 @@ class NodeSpec(BaseModel):
         return 1 + max((c.height() for c in self.children), default=-1)
 
 
+class ClientsSpec(BaseModel):
+    """Who may send intents to the tree from outside, and whether they must sign them."""
+
+    model_config = _MODEL
+
+    signed: bool = Field(
+        default=False, description="require intents sealed as aMCP envelopes by a known key"
+    )
+    keys: dict[str, str] = Field(
+        default_factory=dict, description="key id -> Ed25519 public key (64 hex digits)"
+    )
+
+    @field_validator("keys")
+    @classmethod
+    def _hex_keys(cls, keys: dict[str, str]) -> dict[str, str]:
+        for key_id, public in keys.items():
+            if len(public) != 64 or any(c not in "0123456789abcdefABCDEF" for c in public):
+                raise ValueError(f"key {key_id!r}: expected 64 hex digits (an Ed25519 key)")
+        return keys
+
+
 class TreeSpec(BaseModel):
     """A whole tree of viable systems."""
 
@@ -198,6 +227,7 @@ class TreeSpec(BaseModel):
     pool_size: int = Field(
         default=4, ge=1, le=1024, description="Ray actors hosting the `pooled` viable systems"
     )
+    clients: ClientsSpec = ClientsSpec()
 
     @model_validator(mode="after")
     def _depth(self) -> TreeSpec:

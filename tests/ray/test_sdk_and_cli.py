@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import ray
 
 from actors.cli import main
-from actors.sdk import AsyncClient, Client, IntentRefused, NoTreeError
+from actors.sdk import AsyncClient, Client, IntentRefused, NoTreeError, SignatureRequired
+from protocol import Identity
 from tests.ray.conftest import tree_spec
-from vsm.intents import Refusal, Status
+from vsm.intents import Intent, Refusal, Status
+from vsm.spec import ClientsSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -156,3 +159,30 @@ def test_vsm_demo_runs_the_main_job_in_a_fresh_process(ray_cluster: None) -> Non
     assert outcomes["plan-1"]["status"] == "completed"
     assert data["by_status"].get("rejected (rate_limit)", 0) > 0
     assert data["tree"]["root/math/audit"]["depth"] == 2
+
+
+def test_a_tree_that_requires_signatures_takes_only_signed_intents(start_tree: Any) -> None:
+    """Only intents sealed by a key of the spec run, as the user the key names.
+
+    Unsigned intents raise SignatureRequired; an unknown key's and a replayed envelope are
+    refused with the reason.
+    """
+    alice, stranger = Identity.generate("alice"), Identity.generate("mallory")
+    spec = tree_spec("node").model_copy(
+        update={"clients": ClientsSpec(signed=True, keys={"alice": alice.public_key_bytes().hex()})}
+    )
+    tree = start_tree(spec)
+    with Client(spec.name) as anonymous, pytest.raises(SignatureRequired, match="signed intents"):
+        anonymous.ask("b.echo", timeout=30)
+    with Client(spec.name, identity=alice, user="bob") as client:
+        # zone eu is granted to alice: the signature, not the claimed user, decides
+        assert client.ask("c.echo", zone="eu", params={"v": 1}, timeout=30) == {"v": 1}
+        sealed = client._seal(Intent(id="sealed-once", capability="b.echo", user="alice"))
+    with Client(spec.name, identity=stranger) as forger, pytest.raises(IntentRefused) as refused:
+        forger.ask("b.echo", timeout=30)
+    assert "unknown-key" in refused.value.outcome.detail
+    first = ray.get(tree.desk().submit_sealed.remote(sealed))
+    again = ray.get(tree.desk().submit_sealed.remote(sealed))
+    assert first.status is Status.COMPLETED
+    assert (again.status, again.reason) == (Status.REJECTED, Refusal.POLICY)
+    assert "replayed" in again.detail

@@ -173,6 +173,7 @@ EXPECTED_ALL = {
         "NoTreeError",
         "RayTree",
         "SdkError",
+        "SignatureRequired",
         "SpecError",
         "TreeExistsError",
         "TreeNotRunningError",
