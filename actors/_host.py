@@ -351,6 +351,12 @@ class Host:
                     "in_flight": vs.s1.in_flight if SystemId.S1 in component.systems else None,
                     "units": sorted(vs.s1.units()) if SystemId.S1 in component.systems else None,
                     "children": sorted(vs.node.children),
+                    "health": {
+                        child: str(vs.s2.health(child, time.time()))
+                        for child in sorted(vs.node.children)
+                    }
+                    if SystemId.S2 in component.systems
+                    else None,
                     "registry": _registry_summary(vs)
                     if full and SystemId.S4 in component.systems
                     else None,

@@ -218,8 +218,13 @@ class RayTree:
                     entry["units"], entry["in_flight"] = part["units"], part["in_flight"]
                 if part["registry"] is not None:
                     entry["registry"] = part["registry"]
+                if part["health"] is not None:
+                    entry["health"] = part["health"]
                 for child in part["children"]:
                     frontier += self._names_of(child)
+        for path, entry in seen.items():  # each node's health, as its parent's S2 sees it
+            parent = seen.get(path.rsplit("/", 1)[0]) if "/" in path else None
+            entry["status"] = (parent or {}).get("health", {}).get(path, "healthy")
         return [seen[p] for p in sorted(seen)]
 
     def actor_names(self) -> list[str]:

@@ -266,13 +266,24 @@ def _send(args: argparse.Namespace, client: Client, console: Console) -> int:
 
 def _tree_table(parts: list[dict[str, Any]], console: Console) -> None:
     table = Table(title="the tree")
-    for column in ("path", "placement", "hosts", "incarnation", "units", "in flight", "adverts"):
+    columns = (
+        "path",
+        "placement",
+        "health",
+        "hosts",
+        "incarnation",
+        "units",
+        "in flight",
+        "adverts",
+    )
+    for column in columns:
         table.add_column(column)
     for part in parts:
         registry = part.get("registry") or {}
         table.add_row(
             part["path"],
             part["placement"],
+            part.get("status", "healthy"),
             ", ".join(sorted(part["hosts"])),
             str(part["incarnation"]),
             ", ".join(part.get("units") or []),

@@ -29,6 +29,7 @@ from typing import Any
 
 import ray
 import ray.exceptions
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actors._naming import namespace_of
 from actors._runtime import RayTree, TreeNotRunningError
@@ -45,6 +46,7 @@ __all__ = [
     "Client",
     "IntentHandle",
     "IntentRefused",
+    "IntentRequest",
     "IntentTimeout",
     "NoTreeError",
     "SdkError",
@@ -53,6 +55,30 @@ __all__ = [
 ]
 
 _ids = itertools.count(1)
+
+
+class IntentRequest(BaseModel):
+    """An intent, as a client states it (validated; unknown fields refused).
+
+    Exactly one of ``capability`` (a capability name) and ``text`` (free text S1 classifies).
+    ``timeout`` is seconds from submission to the deadline the tree answers by.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    capability: str | None = Field(default=None, min_length=1)
+    text: str | None = Field(default=None, min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    user: str | None = None
+    zone: str = "default"
+    timeout: float | None = Field(default=None, gt=0)
+    id: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> IntentRequest:
+        if (self.capability is None) == (self.text is None):
+            raise ValueError("give exactly one of capability= or text=")
+        return self
 
 
 class SdkError(Exception):
@@ -279,7 +305,7 @@ class Client:
 
     def submit(
         self,
-        capability: str | None = None,
+        capability: str | IntentRequest | None = None,
         *,
         text: str | None = None,
         params: Mapping[str, Any] | None = None,
@@ -290,11 +316,22 @@ class Client:
     ) -> IntentHandle:
         """Send an intent (by capability name, or free text S1 classifies); return its handle.
 
+        The intent is the keyword arguments, or an :class:`IntentRequest` in their place.
+
         ``timeout`` becomes the intent's deadline; the tree answers by then.
 
         Raises:
             ValueError: neither or both of capability and text, or a bad timeout.
         """
+        if isinstance(capability, IntentRequest):
+            request = capability
+            capability, text, params = request.capability, request.text, request.params
+            user, zone, timeout, intent_id = (
+                request.user,
+                request.zone,
+                request.timeout,
+                request.id,
+            )
         intent = _intent(capability, text, params, user or self.user, zone, timeout, intent_id)
         try:
             if self.identity is None:
@@ -437,7 +474,9 @@ class AsyncClient:
         """The tree's name."""
         return self._client.name
 
-    async def submit(self, capability: str | None = None, **options: Any) -> AsyncIntentHandle:
+    async def submit(
+        self, capability: str | IntentRequest | None = None, **options: Any
+    ) -> AsyncIntentHandle:
         """As :meth:`Client.submit`."""
         return AsyncIntentHandle(self._client.submit(capability, **options))
 
@@ -462,6 +501,10 @@ class AsyncClient:
     async def events(self, since: float = 0.0) -> list[Event]:
         """As :meth:`Client.events`."""
         return await asyncio.to_thread(self._client.events, since)
+
+    async def stop(self) -> None:
+        """As :meth:`Client.stop`."""
+        await asyncio.to_thread(self._client.stop)
 
     async def close(self) -> None:
         """As :meth:`Client.close`."""

@@ -18,7 +18,15 @@ import pytest
 import ray
 
 from actors.cli import main
-from actors.sdk import AsyncClient, Client, IntentRefused, NoTreeError, SignatureRequired
+from actors.sdk import (
+    AsyncClient,
+    Client,
+    IntentRefused,
+    IntentRequest,
+    IntentTimeout,
+    NoTreeError,
+    SignatureRequired,
+)
 from protocol import Identity
 from tests.ray.conftest import tree_spec
 from vsm.intents import Intent, Refusal, Status
@@ -59,9 +67,13 @@ def test_the_cli_runs_a_tree_from_up_to_down(
         assert (code, sent["status"], sent["reason"]) == (1, "rejected", "no_capability")
         code, sent = vsm(capsys, "send", "-c", "c.echo", "--zone", "eu", "--tree", name)
         assert (code, sent["reason"], sent["by"]) == (1, "policy", "S5")
+        code, late = vsm(capsys, "send", "-c", "b.echo", "--timeout", "0.000001", "--tree", name)
+        assert (code, late["status"]) == (1, "rejected")  # the deadline passed on the way
+        assert "deadline" in late["detail"]
         code, tree = vsm(capsys, "tree", "--tree", name)
         assert code == 0
         assert [part["path"] for part in tree] == ["root", "root/a", "root/a/b", "root/c"]
+        assert {part["status"] for part in tree} == {"healthy"}
         code, status = vsm(capsys, "status", "--tree", name)
         assert (code, status["viable_systems"], status["answered_twice"]) == (0, 4, [])
         code, events = vsm(capsys, "events", "--tree", name, "--kind", "intent.")
@@ -111,6 +123,12 @@ def test_the_sdk_submits_streams_and_reads_the_tree(start_tree: Any) -> None:
         )
         with pytest.raises(ValueError, match="exactly one"):
             client.submit("b.echo", text="both")
+        request = IntentRequest(capability="a.sum", params={"values": [4, 4]}, timeout=30)
+        assert client.submit(request).result(timeout=30) == 8
+        with pytest.raises(ValueError, match="exactly one"):
+            IntentRequest(capability="a.sum", text="and text")
+        with pytest.raises(IntentTimeout):
+            client.submit("b.echo").outcome(timeout=0)  # asked before the tree could answer
         assert [p["path"] for p in client.tree()] == ["root", "root/a", "root/a/b", "root/c"]
         assert client.status()["viable_systems"] == 4
         everything = {"root.echo", "a.sum", "b.echo", "c.echo"}

@@ -169,6 +169,7 @@ EXPECTED_ALL = {
         "Client",
         "IntentHandle",
         "IntentRefused",
+        "IntentRequest",
         "IntentTimeout",
         "NoTreeError",
         "RayTree",
