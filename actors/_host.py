@@ -49,6 +49,7 @@ import dataclasses
 import hashlib
 import logging
 import os
+import sqlite3
 import time
 from collections import Counter, deque
 from collections.abc import Mapping
@@ -116,6 +117,9 @@ CHECKPOINT_EVERY = 2.0
 """Seconds between checkpoint rounds; a round saves only the components that changed."""
 MAX_EVENTS = 10_000
 MAX_PROGRESS = 10_000
+"""Intents whose progress the desk keeps (the newest)."""
+MAX_OUTCOMES = 100_000
+"""Intents whose outcome and reply count the desk keeps (the newest)."""
 SPAWN_RETRIES = 20
 SPAWN_RETRY_DELAY = 0.25
 
@@ -131,6 +135,12 @@ class _Component:
 def kernel_task(name: str, params: Mapping[str, Any]) -> tuple[Any, str | None]:
     """Run a kernel as a Ray task (rule 7); never raises, like :func:`vsm.kernels.run_kernel`."""
     return run_kernel(BUILTIN_KERNELS, name, params)
+
+
+def _keep_newest(table: dict[Any, Any], limit: int) -> None:
+    """Drop the oldest entries of ``table`` (insertion order) beyond ``limit``."""
+    while len(table) > limit:
+        del table[next(iter(table))]
 
 
 def _registry_summary(vs: ViableSystem) -> dict[str, Any]:
@@ -256,10 +266,9 @@ class Host:
                 "<desk>",
                 f"the signed intent was refused ({reason}): {exc}",
             )
-        intent = dataclasses.replace(intent, user=envelope.sender.key_id)
-        outcome = await self._submit(intent)
+        # Recorded before it runs: a second copy arriving meanwhile is a replay, not a rerun.
         self._client_guard.record(*replay_id(envelope))
-        return outcome
+        return await self._submit(dataclasses.replace(intent, user=envelope.sender.key_id))
 
     async def submit(self, intent: Intent) -> Outcome:
         """The client desk (rule 6): submit ``intent`` to the root and wait for its outcome.
@@ -445,7 +454,12 @@ class Host:
         """Save each component whose state changed, every ``CHECKPOINT_EVERY`` seconds."""
         while True:
             await asyncio.sleep(CHECKPOINT_EVERY)
-            self._save_changed()
+            try:
+                self._save_changed()
+            except sqlite3.Error:  # a full disk or a locked file: try again next round
+                logger.exception(
+                    "%r: checkpointing failed; retrying in %ss", self, CHECKPOINT_EVERY
+                )
 
     def _save_changed(self) -> None:
         store = self._checkpoints()
@@ -772,6 +786,8 @@ class Host:
         if intent_id in self._outcomes:
             return
         self._outcomes[intent_id] = outcome
+        _keep_newest(self._outcomes, MAX_OUTCOMES)
+        _keep_newest(self._replies, MAX_OUTCOMES)
         waiter = self._waiters.get(intent_id)
         if waiter is not None and not waiter.done():
             waiter.set_result(outcome)
@@ -782,8 +798,8 @@ class Host:
             if desk is not None:
                 desk.client_progress.remote(progress)
             return
-        if len(self._progress) < MAX_PROGRESS or progress.intent_id in self._progress:
-            self._progress.setdefault(progress.intent_id, []).append(progress)
+        self._progress.setdefault(progress.intent_id, []).append(progress)
+        _keep_newest(self._progress, MAX_PROGRESS)
 
     def _holds(self, path: str, system: SystemId) -> bool:
         component = self._components.get(path)
