@@ -748,7 +748,7 @@ class Host:
         for p in list(self._owned):
             if is_within(p, path):
                 self._kill_owned(p)
-        for index in range(self.pool_size) if self._uses_pool() else ():
+        for index in range(self.pool_size):  # 0 when the tree has no pool
             pool = self._lookup(pool_name(index))
             if pool is not None:
                 pool.drop_within.remote(path)
@@ -759,9 +759,6 @@ class Host:
                 ray.kill(handle, no_restart=True)
         for name in [n for n in self._handles if n.split("#", 1)[0] == actor_name(path)]:
             del self._handles[name]
-
-    def _uses_pool(self) -> bool:
-        return self.pool_size > 0 and self._lookup(pool_name(0)) is not None
 
     def _drop(self, path: str) -> None:
         component = self._components.pop(path, None)

@@ -243,10 +243,8 @@ class RayTree:
         return [seen[p] for p in sorted(seen)]
 
     def actor_names(self) -> list[str]:
-        """Names of the tree's actors that are alive now."""
-        names = {n for part in self.describe() for n in self._names_of(part["path"])}
-        names |= set(self._root_names) | set(self._pool_names())
-        return sorted(n for n in names if self._alive(n))
+        """Names of the tree's actors that are alive now (every one is named, in its namespace)."""
+        return self._named_alive()
 
     def handle(self, name: str) -> Any:
         """The handle of the tree's actor ``name`` (``vsm:root/a``), or ``None``."""
@@ -300,25 +298,24 @@ class RayTree:
 
     def events(self, since: float = 0.0) -> list[Event]:
         """Every event the tree's hosts recorded after ``since`` (seconds), oldest first."""
-        refs = [h.events.remote(since) for n in self.actor_names() if (h := self._get(n))]
-        found: list[Event] = []
-        for ref in refs:
-            try:
-                found += ray.get(ref, timeout=10)
-            except ray.exceptions.RayError:
-                continue
+        found: list[Event] = [e for part in self._ask_all("events", since) for e in part]
         return sorted(found, key=lambda e: e.at)
 
     def processed(self) -> int:
         """Messages the tree's hosts have handled so far."""
-        refs = [h.processed_count.remote() for n in self.actor_names() if (h := self._get(n))]
-        total = 0
+        return sum(int(n) for n in self._ask_all("processed_count"))
+
+    def _ask_all(self, method: str, *args: Any) -> list[Any]:
+        """Call ``method`` on every live host at once; the answers of those that answered."""
+        handles = [h for n in self.actor_names() if (h := self._get(n))]
+        refs = [getattr(h, method).remote(*args) for h in handles]
+        answers = []
         for ref in refs:
             try:
-                total += int(ray.get(ref, timeout=10))
+                answers.append(ray.get(ref, timeout=10))
             except ray.exceptions.RayError:
                 continue
-        return total
+        return answers
 
     def _desk(self) -> Any:
         desk = self._get(self._desk_name)

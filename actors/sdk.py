@@ -19,6 +19,7 @@ limit, no capability, a failed kernel — the outcome is attached), :class:`Inte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -195,6 +196,21 @@ def _intent(
     )
 
 
+@contextlib.contextmanager
+def _waiting_for(intent_id: str, timeout: float | None) -> Iterator[None]:
+    """Turn what waiting on an intent's outcome can raise into the SDK's errors."""
+    try:
+        yield
+    except TimeoutError as exc:  # ray.get's GetTimeoutError and asyncio's both are
+        raise IntentTimeout(f"no outcome for {intent_id!r} within {timeout}s") from exc
+    except ray.exceptions.RayActorError as exc:
+        raise NoTreeError(f"the tree stopped before {intent_id!r} ended") from exc
+    except ray.exceptions.RayTaskError as exc:
+        if isinstance(exc.cause, PermissionError):
+            raise SignatureRequired(str(exc.cause)) from None
+        raise
+
+
 def _settle(outcome: Outcome) -> Any:
     if outcome.status is not Status.COMPLETED:
         raise IntentRefused(outcome)
@@ -219,16 +235,8 @@ class IntentHandle:
             NoTreeError: the tree went away.
         """
         if self._outcome is None:
-            try:
+            with _waiting_for(self.id, timeout):
                 self._outcome = ray.get(self._ref, timeout=timeout)
-            except ray.exceptions.GetTimeoutError as exc:
-                raise IntentTimeout(f"no outcome for {self.id!r} within {timeout}s") from exc
-            except ray.exceptions.RayActorError as exc:
-                raise NoTreeError(f"the tree stopped before {self.id!r} ended") from exc
-            except ray.exceptions.RayTaskError as exc:
-                if isinstance(exc.cause, PermissionError):
-                    raise SignatureRequired(str(exc.cause)) from None
-                raise
         return self._outcome
 
     def result(self, timeout: float | None = None) -> Any:
@@ -417,16 +425,8 @@ class AsyncIntentHandle:
 
     async def outcome(self, timeout: float | None = None) -> Outcome:
         """As :meth:`IntentHandle.outcome`."""
-        try:
+        with _waiting_for(self.id, timeout):
             outcome: Outcome = await asyncio.wait_for(self._handle._ref, timeout)
-        except TimeoutError as exc:
-            raise IntentTimeout(f"no outcome for {self.id!r} within {timeout}s") from exc
-        except ray.exceptions.RayActorError as exc:
-            raise NoTreeError(f"the tree stopped before {self.id!r} ended") from exc
-        except ray.exceptions.RayTaskError as exc:
-            if isinstance(exc.cause, PermissionError):
-                raise SignatureRequired(str(exc.cause)) from None
-            raise
         self._handle._outcome = outcome
         return outcome
 
