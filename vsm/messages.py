@@ -310,7 +310,7 @@ class DigestOffer:
 
 @record
 class GossipTick:
-    """To S4 (a timer): ship pending deltas and offer a digest to the neighbours."""
+    """To S4 (a timer): ship pending deltas to the parent, now and then with a digest."""
 
 
 # ---------------------------------------------------------------- policy

@@ -20,7 +20,7 @@ from ray.util.state import list_actors
 from actors._runtime import RayTree, TreeNotRunningError
 from actors._store import CheckpointStore
 from tests.ray.conftest import STATE_API, cap, tree_spec
-from vsm.address import depth
+from vsm.address import depth, is_within
 from vsm.intents import Intent, Outcome, Refusal, Status
 from vsm.spec import LimitsSpec, NodeSpec
 
@@ -214,17 +214,27 @@ def test_a_restarted_unit_takes_up_its_last_checkpoint(start_tree: Start) -> Non
 
 @pytest.mark.parametrize("placement", PLACEMENTS)
 def test_registry_replicas_converge_across_the_tree(start_tree: Start, placement: str) -> None:
-    """Deltas travel as actor messages; every replica ends holding every advert, equal."""
+    """Deltas travel as actor messages; every replica ends holding its subtree's adverts."""
     tree = start_tree(tree_spec(placement))  # type: ignore[arg-type]
-    capabilities = {"root.echo", "a.sum", "b.echo", "c.echo"}
+    offers = {
+        ("root.echo", "root"),
+        ("a.sum", "root/a"),
+        ("b.echo", "root/a/b"),
+        ("c.echo", "root/c"),
+    }
+
+    def held() -> dict[str, set[tuple[str, str]]]:
+        out = {}
+        for part in tree.describe():
+            asks = [tree.handle(f"vsm:{h}").registry.remote(part["path"]) for h in part["hosts"]]
+            adverts = [a for found in ray.get(asks, timeout=30) for a in found]  # S4's host's
+            out[part["path"]] = {(a["capability"], a["provider"]) for a in adverts}
+        return out
 
     def converged() -> bool:
-        registries = [part.get("registry") for part in tree.describe()]
-        return (
-            all(r is not None and r["adverts"] == len(capabilities) for r in registries)
-            and len({r["digest"] for r in registries if r is not None}) == 1
+        replicas = held()
+        return set(replicas) == {"root", "root/a", "root/a/b", "root/c"} and all(
+            replicas[path] == {(c, p) for c, p in offers if is_within(p, path)} for path in replicas
         )
 
-    wait_for(
-        converged, 60, lambda: f"equal registries: {[p.get('registry') for p in tree.describe()]}"
-    )
+    wait_for(converged, 60, lambda: f"each replica holding its subtree: {held()}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from vsm.address import SystemId
 from vsm.intents import Intent, Refusal, Status
-from vsm.sim import Simulation
+from vsm.sim import NetworkConfig, Simulation
 from vsm.spec import TreeSpec
 
 TREE = TreeSpec.model_validate(
@@ -26,8 +26,13 @@ TREE = TreeSpec.model_validate(
 
 
 def test_progress_of_a_deep_intent_arrives_level_by_level_before_its_outcome():
-    """An intent two levels down streams 'routed' from root, then a, then b, then completes."""
-    sim = Simulation(TREE, seed=2)
+    """An intent two levels down streams 'routed' from root, then a, then b, then completes.
+
+    The network keeps order (one fixed delay): where messages may overtake one another, b's
+    progress can reach a after b's reply, when a no longer has the intent in flight (rule 6 of
+    S1 passes progress up only while the intent is in flight).
+    """
+    sim = Simulation(TREE, seed=2, network=NetworkConfig(min_delay=0.002, max_delay=0.002))
     sim.run_until_quiet(max_time=30)
     sim.submit(Intent(id="deep", capability="b.sum", params={"values": [1, 2]}))
     assert sim.run_until_quiet(max_time=60)

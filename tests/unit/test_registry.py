@@ -135,6 +135,26 @@ def test_registry_merge_is_a_join(history: RegistryHistory, i: int, j: int, k: i
     assert clock_of(ab) >= max(clock_of(a), clock_of(b))
 
 
+@given(history=registry_histories, i=indices, scope=st.sampled_from((*PROVIDERS, "root")))
+def test_a_scoped_part_is_a_replica_of_that_subtree(
+    history: RegistryHistory, i: int, scope: str
+) -> None:
+    """The part within a path, merged into an empty replica, has that path's scoped digest."""
+    registry = history.replicas[i % len(history.replicas)]
+    part = registry.part(scope)
+    assert all(a.provider == scope or a.provider.startswith(scope + "/") for a in part.adverts())
+    below = CapabilityRegistry(scope, buckets=registry.buckets, max_drift_ms=2**62)
+    below.apply(part, 0)
+    assert below.digest() == registry.digest(scope)
+    assert below.part(scope) == part
+    assert registry.differing(below.digest(), scope) == []
+    # Parts of disjoint subtrees join to the whole.
+    whole = RegistryDelta()
+    for provider in PROVIDERS:
+        whole = whole.merge(registry.part(provider))
+    assert whole == registry.part("root") == registry.bucket_delta(range(registry.buckets))
+
+
 # ---------------------------------------------------------------- provider-only writes
 
 

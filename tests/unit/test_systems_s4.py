@@ -204,28 +204,60 @@ def tick_all(nodes, now: float) -> None:
     exchange(nodes, {p: vs.s4.handle(GossipTick(), now) for p, vs in nodes.items()}, now)
 
 
-def test_gossip_converges_two_registries():
-    """Parent and child S4s exchanging deltas end with equal registries holding both adverts."""
+def scoped_equal(parent: CapabilityRegistry, child: CapabilityRegistry) -> bool:
+    """The child's replica is exactly the parent's part within the child's subtree."""
+    whole = child.bucket_delta(range(child.buckets))
+    return whole == child.part(child.replica) == parent.part(child.replica)
+
+
+def test_gossip_carries_a_childs_adverts_up_and_keeps_the_child_scoped():
+    """The child's adverts reach the parent; the child holds only its own subtree (rule 1)."""
     nodes = pair()
     exchange(nodes, {p: vs.s4.handle(Started(), 0.0) for p, vs in nodes.items()}, 0.0)
     root, child = nodes["root"].s4.registry, nodes["root/a"].s4.registry
-    assert root == child
     assert {(a.capability, a.provider) for a in root.adverts(0)} == {
         ("root.x", "root"),
         ("a.x", "root/a"),
     }
+    assert {(a.capability, a.provider) for a in child.adverts(0)} == {("a.x", "root/a")}
+    assert scoped_equal(root, child)
 
 
 def test_digest_anti_entropy_repairs_lost_deltas():
-    """When the first deltas are lost, the periodic digest offer brings the registries together."""
+    """When the first deltas are lost, the periodic digest offer brings the replicas together."""
     nodes = pair()
     for vs in nodes.values():
         vs.s4.handle(Started(), 0.0)  # every delta of the start is lost
-    assert nodes["root"].s4.registry != nodes["root/a"].s4.registry
+    assert not scoped_equal(nodes["root"].s4.registry, nodes["root/a"].s4.registry)
     for now in (1.0, 2.0, 3.0):
         tick_all(nodes, now)
-    assert nodes["root"].s4.registry == nodes["root/a"].s4.registry
+    assert scoped_equal(nodes["root"].s4.registry, nodes["root/a"].s4.registry)
     assert len(nodes["root"].s4.registry.adverts(3_000)) == 2
+
+
+def test_a_parent_gives_a_child_that_lost_its_state_back_its_subtree():
+    """A grandchild's advert reaches the root; a child restarted empty gets its part back."""
+    root = viable(SPEC)
+    a = root.child("root/a", CHILD)
+    deep = a.child("root/a/b", CHILD.model_copy(update={"name": "b"}))
+    siblings = root.child("root/c", CHILD.model_copy(update={"name": "c"}))
+    nodes = {vs.node.path: vs for vs in (root, a, deep, siblings)}
+    exchange(nodes, {p: vs.s4.handle(Started(), 0.0) for p, vs in nodes.items()}, 0.0)
+    for now in (1.0, 2.0, 3.0):
+        tick_all(nodes, now)
+    providers = {a.provider for a in root.s4.registry.adverts(3_000)}
+    assert providers == {"root", "root/a", "root/a/b", "root/c"}
+    assert {x.provider for x in a.s4.registry.adverts(3_000)} == {"root/a", "root/a/b"}
+    assert {x.provider for x in siblings.s4.registry.adverts(3_000)} == {"root/c"}
+    # root/a comes back with nothing (a new incarnation, no checkpoint).
+    nodes["root/a"] = fresh = root.child("root/a", CHILD, incarnation=2)
+    exchange(nodes, {"root/a": fresh.s4.handle(Started(), 4.0)}, 4.0)
+    for now in (5.0, 6.0, 7.0):
+        tick_all(nodes, now)
+    assert {x.provider for x in fresh.s4.registry.adverts(7_000)} == {"root/a", "root/a/b"}
+    for path, vs in nodes.items():
+        if path != "root":
+            assert scoped_equal(nodes[path.rsplit("/", 1)[0]].s4.registry, vs.s4.registry), path
 
 
 def test_registry_tells_s1_which_child_serves_what_it_heard_of():

@@ -22,21 +22,30 @@ Rules:
        before (the others would take the new write for an old, removed one). Each start of a
        replica therefore writes under ``provider@epoch`` with an epoch its host makes unique
        (a restart counter); ownership compares the part before ``@`` with the provider.
+    6. Scopes. The part of a state about the providers within a path (that path and the paths
+       below it) is a true part of the whole state, for the same reason a bucket is (rule 4):
+       a scoped digest, bucket delta or :meth:`CapabilityRegistry.part` can be compared with,
+       and merged into, a replica that holds only that subtree.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from vsm.address import is_within
 from vsm.crdt import HLC, CausalContext, LWWRegister, ORMap, Stamp, pack
 from vsm.crdt._data import check_tag, require
 from vsm.errors import ForeignWriteError, MalformedDataError
 from vsm.registry._advert import Advert
 
 __all__ = ["CapabilityRegistry", "RegistryDelta", "bucket_of", "owner_of"]
+
+MAX_SCOPES = 1024
+"""Scoped digests a replica keeps between changes (one per child that offers its digest)."""
 
 RegKey = tuple[str, str]
 RegMap = ORMap[RegKey, LWWRegister[Advert]]
@@ -47,6 +56,7 @@ def owner_of(writer: str) -> str:
     return writer.split("@", 1)[0]
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a pure function of few distinct paths, called per entry
 def bucket_of(provider: str, buckets: int) -> int:
     """The digest bucket of ``provider`` (stable across processes and machines)."""
     digest = hashlib.blake2b(provider.encode(), digest_size=8).digest()
@@ -59,6 +69,11 @@ def _lease(register: LWWRegister[Advert]) -> int:
 
 def _register_from_data(data: object) -> LWWRegister[Advert]:
     return LWWRegister.from_data(data, Advert.from_data)
+
+
+def _hash_part(state: RegMap | None) -> bytes:
+    data = pack(state.to_data() if state is not None else None)
+    return hashlib.blake2b(data, digest_size=16).digest()
 
 
 class RegistryDelta:
@@ -169,7 +184,16 @@ class CapabilityRegistry:
         epoch: This start of the replica (rule 5); 0 for a replica that keeps its state.
     """
 
-    __slots__ = ("_by_name", "_clock", "_digests", "_state", "_writer", "buckets", "horizon_ms")
+    __slots__ = (
+        "_by_name",
+        "_clock",
+        "_digests",
+        "_scoped",
+        "_state",
+        "_writer",
+        "buckets",
+        "horizon_ms",
+    )
 
     def __init__(
         self,
@@ -195,6 +219,7 @@ class CapabilityRegistry:
         self.buckets = buckets
         self._by_name: dict[str, list[RegKey]] | None = None
         self._digests: dict[int, bytes] = {}
+        self._scoped: dict[str, list[bytes]] = {}  # scope -> its digest, while unchanged
 
     @property
     def replica(self) -> str:
@@ -322,6 +347,8 @@ class CapabilityRegistry:
         self._by_name = None
         for provider in providers:
             self._digests.pop(bucket_of(provider, self.buckets), None)
+            for scope in [s for s in self._scoped if is_within(provider, s)]:
+                del self._scoped[scope]
 
     # ------------------------------------------------------------------ lookups
 
@@ -376,47 +403,64 @@ class CapabilityRegistry:
 
     # ------------------------------------------------------------------ anti-entropy
 
-    def digest(self) -> list[bytes]:
-        """One hash per bucket of providers; equal hashes mean equal bucket states."""
+    def digest(self, scope: str | None = None) -> list[bytes]:
+        """One hash per bucket of providers; equal hashes mean equal bucket states.
+
+        With ``scope``, the digest of the part within that path (rule 6).
+        """
+        if scope is not None:
+            cached = self._scoped.get(scope)
+            if cached is None:
+                parts = self._bucket_parts(set(range(self.buckets)), scope)
+                cached = [_hash_part(parts.get(b)) for b in range(self.buckets)]
+                if len(self._scoped) >= MAX_SCOPES:
+                    self._scoped.clear()
+                self._scoped[scope] = cached
+            return list(cached)
         missing = [b for b in range(self.buckets) if b not in self._digests]
         if missing:
             parts = self._bucket_parts(set(missing))
             for bucket in missing:
-                state = parts.get(bucket)
-                data = pack(state.to_data() if state is not None else None)
-                self._digests[bucket] = hashlib.blake2b(data, digest_size=16).digest()
+                self._digests[bucket] = _hash_part(parts.get(bucket))
         return [self._digests[b] for b in range(self.buckets)]
 
-    def differing(self, digest: list[bytes]) -> list[int]:
-        """Buckets where this replica's digest differs from ``digest`` (another replica's)."""
+    def differing(self, digest: list[bytes], scope: str | None = None) -> list[int]:
+        """Buckets where this replica's digest (within ``scope``) differs from ``digest``."""
         if len(digest) != self.buckets:
             raise ValueError(f"digest has {len(digest)} buckets, this replica {self.buckets}")
         return [
             b
-            for b, (mine, theirs) in enumerate(zip(self.digest(), digest, strict=True))
+            for b, (mine, theirs) in enumerate(zip(self.digest(scope), digest, strict=True))
             if mine != theirs
         ]
 
-    def bucket_delta(self, buckets: Iterable[int]) -> RegistryDelta:
-        """This replica's state in ``buckets``: a valid delta to send to a replica that differs."""
-        parts = self._bucket_parts(set(buckets))
+    def bucket_delta(self, buckets: Iterable[int], scope: str | None = None) -> RegistryDelta:
+        """This replica's state in ``buckets`` (within ``scope``): a valid delta to send."""
+        parts = self._bucket_parts(set(buckets), scope)
         delta = RegistryDelta()
         for part in parts.values():
             delta = delta.merge(RegistryDelta(part))
         return delta
 
-    def _bucket_parts(self, wanted: set[int]) -> dict[int, RegMap]:
+    def part(self, scope: str) -> RegistryDelta:
+        """The part of this replica's state about the providers within ``scope`` (rule 6)."""
+        return self.bucket_delta(range(self.buckets), scope)
+
+    def _bucket_parts(self, wanted: set[int], scope: str | None = None) -> dict[int, RegMap]:
         state, n = self._state, self.buckets
         ctx = state._context
         replicas: dict[int, set[str]] = {}
         for replica in ctx.replicas():
-            bucket = bucket_of(owner_of(replica), n)
+            owner = owner_of(replica)
+            if scope is not None and not is_within(owner, scope):
+                continue
+            bucket = bucket_of(owner, n)
             if bucket in wanted:
                 replicas.setdefault(bucket, set()).add(replica)
         entries: dict[int, dict[RegKey, Any]] = {b: {} for b in replicas}
         for key, held in state._entries.items():
             bucket = bucket_of(key[1], n)
-            if bucket in entries:
+            if bucket in entries and (scope is None or is_within(key[1], scope)):
                 entries[bucket][key] = held
         return {b: ORMap._make(entries[b], ctx.restricted(replicas[b])) for b in replicas}
 

@@ -53,11 +53,6 @@ class Node:
             return self._own[system]
         return Address(path, system)
 
-    def neighbours(self) -> list[str]:
-        """Parent (if any) and children: the viable systems this one gossips with."""
-        parent = self.parent
-        return ([parent] if parent is not None else []) + sorted(self.children)
-
     def child_of(self, path: str) -> str | None:
         """The child whose subtree holds ``path`` (``None`` if none does)."""
         prefix = self.path + "/"

@@ -1,12 +1,17 @@
 """System 4, intelligence: the there-and-then — the registry, plans, proposals.
 
 Rules:
-    1. S4 keeps this viable system's replica of the capability registry. It advertises its own
-       leaf capabilities and renews them on a fixed grid of time (every ``RENEW_EVERY``
-       seconds, on the multiples), so renewals across the tree cluster and the registries
-       settle between them. It ships deltas to its neighbours (parent and
-       children) through a delta outbox that never echoes a delta to its origin, and offers its
-       digest to every neighbour every few gossip ticks, so anything lost is repaired.
+    1. S4 keeps this viable system's replica of the capability registry, scoped to its own
+       recursion: the adverts of the viable systems within its subtree (itself and those
+       below), which is all it routes by (rule 2). It advertises its own leaf capabilities and
+       renews them on a fixed grid of time (every ``RENEW_EVERY`` seconds, on the multiples),
+       so renewals across the tree cluster and the registries settle between them. It ships
+       deltas up, to its parent, through a delta outbox (what came from a child goes on up),
+       and offers its digest to its parent every few gossip ticks. A parent answers a child's
+       offer with the part of its own replica within that child's subtree and that part's
+       digest, so anything lost either way is repaired. So each advert reaches its provider's
+       ancestors only: a tree of ``n`` viable systems of depth ``d`` holds about ``n·d``
+       adverts in all, not ``n²``, and the root's replica holds the whole tree.
     2. From the registry it tells S1 which unit offers what: a live advert whose provider lies
        under child ``c`` makes ``c`` a unit for it. Static children count from the spec on, so
        routing works before the first gossip arrives.
@@ -88,7 +93,8 @@ class System4:
     def __init__(self, node: Node, incarnation: int = 0) -> None:
         self.node = node
         self.registry = CapabilityRegistry(node.path, buckets=16, epoch=incarnation)
-        self._outbox: DeltaOutbox[RegistryDelta] = DeltaOutbox(node.neighbours())
+        parent = node.parent
+        self._outbox: DeltaOutbox[RegistryDelta] = DeltaOutbox([parent] if parent else [])
         self._plans: dict[str, _Plan] = {}
         self._step_of: dict[str, tuple[str, int]] = {}
         self._routes: Routes | None = None
@@ -125,8 +131,7 @@ class System4:
                 return self._unroutable(message, now)
             case IntentFinished(outcome=outcome):
                 return self._step_finished(outcome, now)
-            case ChildSpawned(path=path):
-                self._outbox.add_peer(path)
+            case ChildSpawned():
                 return self._refresh(now)
             case _:
                 return []
@@ -155,9 +160,7 @@ class System4:
 
     def _ship(self, now: float, *, digest: bool) -> list[Effect]:
         effects: list[Effect] = []
-        for peer in self.node.neighbours():
-            if peer not in self._outbox.peers:
-                self._outbox.add_peer(peer)
+        for peer in self._outbox.peers:  # the parent, if any (rule 1)
             delta = self._outbox.take(peer)
             to = self.node.at(SystemId.S4, peer)
             if delta is not None:
@@ -182,6 +185,12 @@ class System4:
         ]
 
     def _anti_entropy(self, digest: list[bytes], origin: str, now: float) -> list[Effect]:
+        """Answer a digest offer with what differs, and this side's digest (rule 1).
+
+        A replica below this one holds its own subtree only: it is compared with that part of
+        this one.
+        """
+        scope = origin if origin.startswith(self.node.path + "/") else None
         if len(digest) != self.registry.buckets:
             return [
                 self._emit(
@@ -191,21 +200,15 @@ class System4:
                     reason=f"digest of {len(digest)} buckets",
                 )
             ]
-        differing = self.registry.differing(digest)
+        differing = self.registry.differing(digest, scope)
         if not differing:
             return []
         to = self.node.at(SystemId.S4, origin)
+        delta = self.registry.bucket_delta(differing, scope)
+        mine = tuple(self.registry.digest(scope))
         return [
-            Send(
-                to=to,
-                message=RegistryGossip(
-                    delta=self.registry.bucket_delta(differing), origin=self.node.path
-                ),
-            ),
-            Send(
-                to=to,
-                message=DigestOffer(digest=tuple(self.registry.digest()), origin=self.node.path),
-            ),
+            Send(to=to, message=RegistryGossip(delta=delta, origin=self.node.path)),
+            Send(to=to, message=DigestOffer(digest=mine, origin=self.node.path)),
         ]
 
     def _refresh(self, now: float) -> list[Effect]:
