@@ -39,6 +39,11 @@ Rules:
     9. Signed intents: a tree whose spec says ``clients.signed`` takes intents only sealed
        as aMCP envelopes (``submit_sealed``) by a key in ``clients.keys``; the intent runs as
        the user its key id names, and the desk's replay guard refuses a second delivery.
+    10. Timers: a background timer (a heartbeat, a gossip or policy tick, an audit) fires on
+        the host's next tick (every ``TICK`` seconds of the event loop's clock) after it is
+        due, with every other one due by then; their messages leave in one batch per
+        destination host. A pool of hundreds of viable systems thus sends a few calls per
+        tick instead of one per timer. Deadlines and resends fire when due.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
+import math
 import os
 import sqlite3
 import time
@@ -120,8 +126,28 @@ MAX_PROGRESS = 10_000
 """Intents whose progress the desk keeps (the newest)."""
 MAX_OUTCOMES = 100_000
 """Intents whose outcome and reply count the desk keeps (the newest)."""
+TICK = 0.25
+"""Seconds between a host's ticks: background timers (heartbeats, gossip, audits) wait for the
+next one, so the many viable systems of a pool fire theirs together and send in one batch."""
+MAX_PLACEMENTS = 100_000
 SPAWN_RETRIES = 20
 SPAWN_RETRY_DELAY = 0.25
+
+
+@dataclass(slots=True, eq=False)
+class _Timer:
+    """A timer a component set (rule 10); cancelling it before it fires makes it a no-op."""
+
+    path: str
+    incarnation: int
+    effect: Schedule
+    handle: asyncio.TimerHandle | None = None
+    cancelled: bool = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self.handle is not None:
+            self.handle.cancel()
 
 
 @dataclass(slots=True)
@@ -177,7 +203,9 @@ class Host:
         self._handles: dict[str, Any] = {}
         self._owned: dict[str, list[Any]] = {}  # child path -> the actors this host made for it
         self._incarnations: dict[str, int] = {}
-        self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._timers: dict[tuple[str, str], _Timer] = {}
+        self._ticks: dict[float, list[_Timer]] = {}  # tick time -> background timers due
+        self._placements: dict[str, Placement] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._waiters: dict[str, asyncio.Future[Outcome]] = {}
         self._outcomes: dict[str, Outcome] = {}
@@ -540,8 +568,14 @@ class Host:
         return handle
 
     def _placement(self, path: str) -> Placement:
-        spec = spec_at(self.tree, path)
-        return spec.placement if spec is not None else "node"
+        placement = self._placements.get(path)
+        if placement is None:
+            spec = spec_at(self.tree, path)
+            placement = spec.placement if spec is not None else "node"
+            if len(self._placements) >= MAX_PLACEMENTS:
+                self._placements.clear()
+            self._placements[path] = placement
+        return placement
 
     # ------------------------------------------------------------------ effects
 
@@ -600,24 +634,41 @@ class Host:
                 raise TypeError(f"unknown effect {effect!r}")
 
     def _schedule(self, path: str, effect: Schedule) -> None:
-        component = self._components[path]
-        incarnation = component.incarnation
-
-        def fire() -> None:
-            if effect.key is not None:
-                self._timers.pop((path, effect.key), None)
-            current = self._components.get(path)
-            if current is None or current.incarnation != incarnation:
-                return  # the component it was set for is gone
-            self._route(path, effect.to, effect.message)
-            self._drain()
-
-        handle = asyncio.get_running_loop().call_later(max(0.0, effect.delay), fire)
+        """Set a timer (rule 10): background ones fire on the host's tick, together."""
+        timer = _Timer(path, self._components[path].incarnation, effect)
         if effect.key is not None:
             old = self._timers.pop((path, effect.key), None)
             if old is not None:
                 old.cancel()
-            self._timers[(path, effect.key)] = handle
+            self._timers[(path, effect.key)] = timer
+        loop = asyncio.get_running_loop()
+        if not effect.background:
+            timer.handle = loop.call_later(max(0.0, effect.delay), self._fire, [timer])
+            return
+        due = loop.time() + max(0.0, effect.delay)
+        tick = math.ceil(due / TICK) * TICK
+        due_then = self._ticks.get(tick)
+        if due_then is None:
+            self._ticks[tick] = due_then = []
+            loop.call_at(tick, self._fire_tick, tick)
+        due_then.append(timer)
+
+    def _fire_tick(self, tick: float) -> None:
+        self._fire(self._ticks.pop(tick, []))
+
+    def _fire(self, timers: list[_Timer]) -> None:
+        """Deliver what ``timers`` carry, then drain once: their sends leave batched."""
+        for timer in timers:
+            if timer.cancelled:
+                continue
+            effect = timer.effect
+            if effect.key is not None and self._timers.get((timer.path, effect.key)) is timer:
+                del self._timers[(timer.path, effect.key)]
+            current = self._components.get(timer.path)
+            if current is None or current.incarnation != timer.incarnation:
+                continue  # the component it was set for is gone
+            self._route(timer.path, effect.to, effect.message)
+        self._drain()
 
     async def _run_kernel(self, path: str, effect: RunKernel) -> None:
         try:
