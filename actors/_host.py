@@ -29,9 +29,10 @@ Rules:
        one outcome (the first terminal reply; later ones are only counted), until its
        deadline plus a grace, then answers with a deadline refusal. Replies and progress for
        the client that another host produces are forwarded to the desk.
-    7. Kernels run as Ray tasks asking for their capability's ``cpus``; their result comes
-       back to the System that asked as ``KernelFinished``. A capability with ``cpus = 0``
-       runs its (trivial) kernel inside the host instead.
+    7. Kernels run as Ray tasks asking for their capability's ``cpus`` — a parallel kernel
+       as one task per chunk, sized from free resources (:mod:`actors._kernels`); their result
+       comes back to the System that asked as ``KernelFinished``. A capability with
+       ``cpus = 0`` runs its (trivial) kernel inside the host instead.
     8. Checkpoints: every ``CHECKPOINT_EVERY`` seconds a host saves, to the tree's SQLite
        file, the checkpoint of each component whose state changed (only the parts of the
        Systems it holds); a component that starts finds its last checkpoint there and
@@ -58,13 +59,13 @@ import os
 import sqlite3
 import time
 from collections import Counter, deque
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import ray
 import ray.exceptions
 
+from actors._kernels import KernelRunner
 from actors._naming import (
     PREFIX,
     actor_name,
@@ -113,7 +114,7 @@ from vsm.messages import (
 from vsm.spec import LimitsSpec, NodeSpec, Placement, PolicySpec, TreeSpec
 from vsm.systems import ViableSystem
 
-__all__ = ["CLIENT_GRACE", "Host", "HostActor", "kernel_task"]
+__all__ = ["CLIENT_GRACE", "Host", "HostActor"]
 
 logger = logging.getLogger(__name__)
 
@@ -155,12 +156,6 @@ class _Component:
     vs: ViableSystem
     systems: frozenset[SystemId]
     incarnation: int
-
-
-@ray.remote(num_cpus=1)
-def kernel_task(name: str, params: Mapping[str, Any]) -> tuple[Any, str | None]:
-    """Run a kernel as a Ray task (rule 7); never raises, like :func:`vsm.kernels.run_kernel`."""
-    return run_kernel(BUILTIN_KERNELS, name, params)
 
 
 def _keep_newest(table: dict[Any, Any], limit: int) -> None:
@@ -215,6 +210,7 @@ class Host:
         self._gone: dict[tuple[str, int], asyncio.Event] = {}
         self._keys: KeyStore | None = None
         self._client_guard = ReplayGuard(max_entries=1_000_000)
+        self._kernels = KernelRunner()
         self.processed = 0
 
     def __repr__(self) -> str:
@@ -453,6 +449,17 @@ class Host:
             return {}
         return component.vs.variety()
 
+    async def kernel_metrics(self) -> dict[str, Any]:
+        """The tunnel controller's metrics and current dispatch frequency (rule 7)."""
+        metrics = self._kernels.controller.metrics()
+        return {
+            "successful_tunnels": metrics.successful_tunnels,
+            "failed_tunnels": metrics.failed_tunnels,
+            "average_frequency": metrics.average_frequency,
+            "utilisation_histogram": list(metrics.utilisation_histogram),
+            "frequency": self._kernels.controller.frequency,
+        }
+
     async def processed_count(self) -> int:
         """Messages this host has handed to its components."""
         return self.processed
@@ -671,11 +678,7 @@ class Host:
         self._drain()
 
     async def _run_kernel(self, path: str, effect: RunKernel) -> None:
-        try:
-            task = kernel_task.options(num_cpus=effect.cpus)
-            result, error = await task.remote(effect.kernel, dict(effect.params))
-        except ray.exceptions.RayError as exc:
-            result, error = None, f"the kernel task failed: {type(exc).__name__}: {exc}"
+        result, error = await self._kernels.run(effect.kernel, effect.params, effect.cpus)
         done = KernelFinished(intent_id=effect.intent_id, result=result, error=error)
         self._route(path, effect.reply_to, done)
         self._drain()

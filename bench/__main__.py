@@ -58,6 +58,10 @@ BENCHMARKS: dict[str, Benchmark] = {
         "bench.protocol",
         "seal+unseal vs raw Ed25519 / HMAC sign+verify; ReplayGuard.check_batch rate",
     ),
+    "kernels": Benchmark(
+        "bench.kernels",
+        "tunnelling and GLIMMER patterns as Ray tasks on every core vs one process",
+    ),
     "ray": Benchmark(
         "bench.ray",
         "intents through a tree on Ray vs raw Ray calls; starting trees of 40 and 1,000",

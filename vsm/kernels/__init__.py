@@ -1,53 +1,117 @@
 """Kernels: the pure functions leaf units run for a capability.
 
 A kernel takes the intent's parameters and returns a msgpack-plain result, or raises to fail
-the intent. Hosts run them: the simulator inline on virtual time, the Ray shell as Ray tasks.
-The numpy kernels for pattern generation and tunnelling join this table with their issue.
+the intent. Hosts run them: the simulator inline on virtual time, the Ray shell as Ray tasks —
+a :class:`ParallelKernel` as several tasks, one per chunk, merged back exactly.
+
+Built-in kernels (:data:`BUILTIN_KERNELS`):
+    ``echo``, ``sum``, ``fail``: small kernels for tests and demos.
+    ``tunnel``: transmission through a crystal lattice over a grid of energies (Scribble's
+        resource-aware tunnelling, seed 002; see :mod:`vsm.kernels._tunnel`).
+    ``pattern``: a batch of GLIMMER patterns (seed 000; see :mod:`vsm.kernels._patterns`).
+
+Errors::
+
+    Exception
+    └── KernelError                  a kernel failed its intent (bad params name the param)
+    VsmError
+    ├── LatticeError   (ValueError)  a lattice parameter is out of range
+    ├── TunnelError    (ValueError)  a bridge, metric or controller argument is out of range
+    └── ArtefactError  (ValueError)  a pattern artefact's header, metadata, hash or body is bad
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
-__all__ = ["BUILTIN_KERNELS", "Kernel", "KernelError", "run_kernel"]
+from vsm.kernels._artefact import (
+    ArtefactError,
+    ArtefactHashError,
+    PatternMeta,
+    pattern_body,
+    pattern_from_body,
+    read_artefact,
+    write_artefact,
+)
+from vsm.kernels._base import (
+    Kernel,
+    KernelError,
+    ParallelKernel,
+    echo,
+    fail,
+    run_kernel,
+    total,
+)
+from vsm.kernels._lattice import (
+    CrystalLattice,
+    LatticeError,
+    band_mask,
+    barrier_transmission,
+    reflection,
+    transmission,
+)
+from vsm.kernels._patterns import (
+    Pattern,
+    PatternConfig,
+    PatternType,
+    generate_batch,
+    generate_pattern,
+    pattern_kernel,
+    pattern_merge,
+    pattern_split,
+)
+from vsm.kernels._tunnel import (
+    QuantumBridge,
+    ResourceMetrics,
+    TunnelConfig,
+    TunnelController,
+    TunnelError,
+    TunnelMetrics,
+    tunnel_kernel,
+    tunnel_merge,
+    tunnel_split,
+)
 
-Kernel = Callable[[Mapping[str, Any]], Any]
+__all__ = [
+    "BUILTIN_KERNELS",
+    "ArtefactError",
+    "ArtefactHashError",
+    "CrystalLattice",
+    "Kernel",
+    "KernelError",
+    "LatticeError",
+    "ParallelKernel",
+    "Pattern",
+    "PatternConfig",
+    "PatternMeta",
+    "PatternType",
+    "QuantumBridge",
+    "ResourceMetrics",
+    "TunnelConfig",
+    "TunnelController",
+    "TunnelError",
+    "TunnelMetrics",
+    "band_mask",
+    "barrier_transmission",
+    "generate_batch",
+    "generate_pattern",
+    "pattern_body",
+    "pattern_from_body",
+    "read_artefact",
+    "reflection",
+    "run_kernel",
+    "transmission",
+    "write_artefact",
+]
 
+TUNNEL = ParallelKernel(split=tunnel_split, run=tunnel_kernel, merge=tunnel_merge)
+PATTERN = ParallelKernel(split=pattern_split, run=pattern_kernel, merge=pattern_merge)
 
-class KernelError(Exception):
-    """Raised by a kernel to fail its intent with a reason."""
-
-
-def _echo(params: Mapping[str, Any]) -> Any:
-    return dict(params)
-
-
-def _sum(params: Mapping[str, Any]) -> Any:
-    values = params.get("values", [])
-    if not isinstance(values, list | tuple) or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in values
-    ):
-        raise KernelError(f"'values' must be a list of numbers, got {values!r}")
-    return sum(values)
-
-
-def _fail(params: Mapping[str, Any]) -> Any:
-    raise KernelError(str(params.get("reason", "asked to fail")))
-
-
-BUILTIN_KERNELS: Mapping[str, Kernel] = {"echo": _echo, "sum": _sum, "fail": _fail}
-"""Small kernels for tests and demos: ``echo``, ``sum``, ``fail``."""
-
-
-def run_kernel(
-    kernels: Mapping[str, Kernel], name: str, params: Mapping[str, Any]
-) -> tuple[Any, str | None]:
-    """Run kernel ``name``; return ``(result, None)`` or ``(None, error)`` — never raise."""
-    kernel = kernels.get(name)
-    if kernel is None:
-        return None, f"no kernel named {name!r} (known: {sorted(kernels)})"
-    try:
-        return kernel(params), None
-    except Exception as exc:  # any kernel failure fails its intent, with the reason
-        return None, f"{type(exc).__name__}: {exc}"
+BUILTIN_KERNELS: Mapping[str, Kernel] = {
+    "echo": echo,
+    "sum": total,
+    "fail": fail,
+    "tunnel": TUNNEL,
+    "pattern": PATTERN,
+}
+"""The kernels every host knows, by name (a capability's ``kernel``)."""

@@ -1,0 +1,170 @@
+"""Kernels on Ray: a task per kernel, or per chunk of a parallel kernel, sized by resources.
+
+Rules:
+    1. A kernel runs as a Ray task asking for its capability's ``cpus``
+       (:func:`kernel_task`); the task never raises: a failure is the intent's error.
+    2. A :class:`~vsm.kernels.ParallelKernel` is split into as many chunks as the
+       :class:`~vsm.kernels.TunnelController` (Scribble's resource-aware controller, seed 002)
+       sizes from the free cores and memory the :class:`ResourceMonitor` reads; each chunk is
+       a task (:func:`chunk_task`), and the results merge back, in grid order, into exactly
+       the result of running it whole. One chunk runs as one plain kernel task.
+    3. Chunks are dispatched at the controller's dispatch frequency (one every ``1/f``
+       seconds): it falls as the load rises, so a loaded cluster is handed work more slowly.
+       Every chunk result is recorded in the controller's metrics (successful and failed
+       tunnels, average frequency, utilisation histogram).
+    4. The monitor reads Ray's cluster and available resources when Ray is initialised, the
+       OS (cores, load average, ``/proc/meminfo``) otherwise; a reading is reused for
+       ``READ_EVERY`` seconds, since asking the GCS costs a round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import ray
+import ray.exceptions
+
+from vsm.kernels import (
+    BUILTIN_KERNELS,
+    ParallelKernel,
+    ResourceMetrics,
+    TunnelConfig,
+    TunnelController,
+    run_kernel,
+)
+from vsm.kernels._tunnel import MAX_CHUNKS, tunnel_succeeded
+
+__all__ = ["KernelRunner", "ResourceMonitor", "chunk_task", "kernel_task"]
+
+READ_EVERY = 1.0
+"""Seconds a resource reading is reused."""
+
+
+@ray.remote(num_cpus=1)
+def kernel_task(name: str, params: Mapping[str, Any]) -> tuple[Any, str | None]:
+    """Run a kernel as a Ray task (rule 1); never raises, like :func:`vsm.kernels.run_kernel`."""
+    return run_kernel(BUILTIN_KERNELS, name, params)
+
+
+@ray.remote(num_cpus=1)
+def chunk_task(name: str, chunk: Mapping[str, Any]) -> dict[str, Any]:
+    """Compute one chunk of the parallel kernel ``name`` (rule 2)."""
+    kernel = BUILTIN_KERNELS[name]
+    assert isinstance(kernel, ParallelKernel)
+    return kernel.run(chunk)
+
+
+def _meminfo() -> tuple[int, int]:
+    """(total, available) bytes from ``/proc/meminfo``; (1, 1) where there is none."""
+    fields: dict[str, int] = {}
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                key, value = line.split(":", 1)
+                fields[key] = int(value.split()[0]) * 1024
+    except OSError:
+        return 1, 1
+    total = fields.get("MemTotal", 1)
+    return total, min(total, fields.get("MemAvailable", total))
+
+
+class ResourceMonitor:
+    """Reads free cores and memory (rule 4).
+
+    Args:
+        source: ``"ray"``, ``"os"``, or ``"auto"`` (Ray when initialised, else the OS).
+    """
+
+    def __init__(self, source: str = "auto") -> None:
+        if source not in ("auto", "ray", "os"):
+            raise ValueError(f"source must be 'auto', 'ray' or 'os', got {source!r}")
+        self.source = source
+        self._last: tuple[float, ResourceMetrics] | None = None
+
+    def read(self) -> ResourceMetrics:
+        """A fresh reading (may block on the GCS: call it off the event loop)."""
+        if self.source == "ray" or (self.source == "auto" and ray.is_initialized()):
+            return self._from_ray()
+        return self._from_os()
+
+    def cached(self) -> ResourceMetrics:
+        """The reading of the last ``READ_EVERY`` seconds, or a fresh one."""
+        now = time.monotonic()
+        if self._last is None or now - self._last[0] > READ_EVERY:
+            self._last = (now, self.read())
+        return self._last[1]
+
+    @staticmethod
+    def _from_ray() -> ResourceMetrics:
+        total = ray.cluster_resources()  # type: ignore[no-untyped-call]  # Ray is untyped
+        free = ray.available_resources()  # type: ignore[no-untyped-call]
+        cpus = float(total.get("CPU", 1.0))
+        memory = int(total.get("memory", 0)) or _meminfo()[0]
+        return ResourceMetrics(
+            cpus_total=cpus,
+            cpus_free=min(cpus, float(free.get("CPU", 0.0))),
+            memory_total=memory,
+            memory_free=min(memory, int(free.get("memory", memory))),
+        )
+
+    @staticmethod
+    def _from_os() -> ResourceMetrics:
+        cpus = float(os.cpu_count() or 1)
+        busy = min(cpus, os.getloadavg()[0])
+        total, available = _meminfo()
+        return ResourceMetrics(
+            cpus_total=cpus, cpus_free=cpus - busy, memory_total=total, memory_free=available
+        )
+
+
+class KernelRunner:
+    """Runs kernels for a host as Ray tasks (rules 1-3), one controller per host.
+
+    Args:
+        monitor: Where resource readings come from.
+        config: The controller's configuration (the seed's defaults).
+    """
+
+    def __init__(
+        self, monitor: ResourceMonitor | None = None, config: TunnelConfig | None = None
+    ) -> None:
+        self.monitor = monitor or ResourceMonitor()
+        self.controller = TunnelController(config or TunnelConfig())
+
+    async def run(
+        self, name: str, params: Mapping[str, Any], cpus: float
+    ) -> tuple[Any, str | None]:
+        """Run kernel ``name`` on ``params``; ``(result, None)`` or ``(None, error)``."""
+        kernel = BUILTIN_KERNELS.get(name)
+        try:
+            if isinstance(kernel, ParallelKernel):
+                return await self._parallel(name, kernel, params, cpus), None
+            return await kernel_task.options(num_cpus=cpus).remote(name, dict(params))
+        except ray.exceptions.RayTaskError as exc:
+            cause = exc.cause if exc.cause is not None else exc
+            return None, f"{type(cause).__name__}: {cause}"
+        except ray.exceptions.RayError as exc:
+            return None, f"the kernel task failed: {type(exc).__name__}: {exc}"
+        except Exception as exc:  # a bad split or merge fails the intent, with the reason
+            return None, f"{type(exc).__name__}: {exc}"
+
+    async def _parallel(
+        self, name: str, kernel: ParallelKernel, params: Mapping[str, Any], cpus: float
+    ) -> Any:
+        metrics = await asyncio.to_thread(self.monitor.cached)
+        frequency = self.controller.observe(metrics)
+        chunks = kernel.split(params, self.controller.chunk_count(MAX_CHUNKS, metrics))
+        refs = []
+        for k, chunk in enumerate(chunks):
+            if k:
+                await asyncio.sleep(1.0 / frequency)  # rule 3: paced dispatch
+            refs.append(chunk_task.options(num_cpus=cpus).remote(name, chunk))
+        results = list(await asyncio.gather(*refs))
+        for result in results:  # the tunnels among them (rule 3)
+            if "transmission" in result:
+                self.controller.record(tunnel_succeeded(result), frequency, metrics.cpu_load)
+        return kernel.merge(params, results)

@@ -1,0 +1,105 @@
+"""The numpy kernels (issue 8) as capabilities of a tree on Ray: chunked tasks, exact results."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+import ray
+
+from actors._kernels import KernelRunner, ResourceMonitor
+from actors._runtime import RayTree
+from tests.ray.conftest import _names
+from vsm.intents import Intent, Status
+from vsm.kernels import BUILTIN_KERNELS, PatternConfig, generate_batch
+from vsm.spec import CapabilitySpec, LimitsSpec, NodeSpec, PolicySpec, TreeSpec
+
+LATTICE = {"cells": 20, "barrier_height": 1.0, "barrier_width": 0.3, "well_width": 0.5}
+TUNNEL = {"lattice": LATTICE, "e_min": 0.05, "e_max": 3.0, "points": 4_001, "coherence": 0.9}
+PATTERNS = {
+    "patterns": [
+        {"type": kind, "complexity": 2.5, "seed": seed}
+        for seed, kind in enumerate(["spiral", "lissajous", "rose", "lattice", "quantum"] * 2)
+    ],
+    "include_vertices": True,
+}
+
+
+def kernel_tree() -> TreeSpec:
+    """A root whose child ``work`` offers tunnelling and patterns as one-CPU kernels."""
+    name = f"k{next(_names)}-{os.getpid()}"
+    return TreeSpec(
+        name=name,
+        storage=os.path.join(tempfile.gettempdir(), f"vsm-test-{name}.sqlite"),
+        policy=PolicySpec(max_depth=2),
+        limits=LimitsSpec(user_rate=1_000, user_burst=2_000),
+        root=NodeSpec(
+            name="root",
+            children=(
+                NodeSpec(
+                    name="work",
+                    capabilities=(
+                        CapabilitySpec(name="tunnel", kernel="tunnel", cpus=1),
+                        CapabilitySpec(name="pattern", kernel="pattern", cpus=1),
+                    ),
+                ),
+            ),
+        ),
+    )
+
+
+def work_host(tree: RayTree) -> Any:
+    return tree.handle("vsm:root/work")
+
+
+def test_a_tunnel_intent_runs_in_chunks_and_equals_the_single_process_result(
+    start_tree: Any,
+) -> None:
+    """Split across the free cores as Ray tasks, merged: the same floats as in one process."""
+    tree = start_tree(kernel_tree())
+    outcome = tree.ask(Intent(id="t1", capability="tunnel", params=TUNNEL, user="u"), timeout=120)
+    assert outcome.status is Status.COMPLETED, outcome
+    assert outcome.result == BUILTIN_KERNELS["tunnel"](TUNNEL)
+    metrics = ray.get(work_host(tree).kernel_metrics.remote(), timeout=30)
+    # Two free CPUs in the session's cluster: the controller asked for two chunks.
+    assert metrics["successful_tunnels"] == 2
+    assert metrics["failed_tunnels"] == 0
+    assert 0 < metrics["frequency"] <= 432.0 * 1.618033988749895
+    assert sum(metrics["utilisation_histogram"]) == 2
+
+
+def test_a_pattern_batch_intent_equals_generate_batch(start_tree: Any) -> None:
+    """A batch of GLIMMER patterns comes back vertex for vertex as generated in one process."""
+    tree = start_tree(kernel_tree())
+    outcome = tree.ask(
+        Intent(id="p1", capability="pattern", params=PATTERNS, user="u"), timeout=120
+    )
+    assert outcome.status is Status.COMPLETED, outcome
+    expected = generate_batch([PatternConfig(**p) for p in PATTERNS["patterns"]])
+    got = outcome.result["patterns"]
+    assert [p["digest"] for p in got] == [p.digest() for p in expected]
+    assert [p["points"] for p in got] == [p.vertices.tolist() for p in expected]
+
+
+def test_bad_kernel_params_fail_the_intent_with_the_param_named(start_tree: Any) -> None:
+    """A bad parameter fails the intent (not the host) and the reason names it."""
+    tree = start_tree(kernel_tree())
+    bad = {**TUNNEL, "points": -3}
+    outcome = tree.ask(Intent(id="bad", capability="tunnel", params=bad, user="u"), timeout=120)
+    assert outcome.status is Status.FAILED
+    assert "points" in outcome.detail, outcome
+    ok = tree.ask(Intent(id="ok", capability="tunnel", params=TUNNEL, user="u"), timeout=120)
+    assert ok.status is Status.COMPLETED
+
+
+def test_the_resource_monitor_reads_the_cluster_and_the_os(ray_cluster: None) -> None:
+    """From Ray: the session's two CPUs; from the OS: this machine's cores and memory."""
+    on_ray = ResourceMonitor("ray").read()
+    assert on_ray.cpus_total == 2
+    assert 0 <= on_ray.cpus_free <= 2
+    assert on_ray.memory_total > 0
+    on_os = ResourceMonitor("os").read()
+    assert on_os.cpus_total == os.cpu_count()
+    assert 0 < on_os.memory_free <= on_os.memory_total
+    assert KernelRunner().monitor.source == "auto"
