@@ -27,11 +27,17 @@ spawn_node_40_s, spawn_pooled_1000_s, spawn_pooled_1000_gb
     many viable systems were up by then (``spawn_pooled_1000_up``), and no memory figure.
 
 kernel_efficiency
-    Not measured yet: the CPU-bound kernels (GLIMMER patterns, tunnelling) are issue 8.
+    A CPU-bound kernel through a tree: one intent for the ``tunnel`` capability (a 50-cell
+    lattice over ``KERNEL_POINTS`` energies, ``cpus = 1``) submitted to a root that offers it;
+    its host splits the work into one chunk per free core, runs them as Ray tasks, merges, and
+    replies. Baseline: the same kernel run whole in the driver (single-process numpy), in the
+    same run, interleaved. Efficiency = baseline time / (cores x intent time). Checked: the
+    intent's result equals the single-process result.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Iterator
@@ -40,8 +46,9 @@ from typing import Any
 import ray
 
 from actors._runtime import RayTree, TreeStartError
-from bench._harness import Figure, Progress, Report, check, median
+from bench._harness import Figure, Progress, Report, check, median, time_interleaved
 from vsm.intents import Intent, Status
+from vsm.kernels import BUILTIN_KERNELS
 from vsm.spec import CapabilitySpec, LimitsSpec, NodeSpec, Placement, PolicySpec, TreeSpec
 
 __all__ = ["run"]
@@ -57,6 +64,9 @@ LATENCY_RATIO_TARGET = 2.5
 SPAWN_POOLED_S_TARGET = 60.0
 SPAWN_POOLED_GB_TARGET = 8.0
 SPAWN_TIMEOUT = 3 * SPAWN_POOLED_S_TARGET
+KERNEL_EFFICIENCY_TARGET = 0.85
+KERNEL_POINTS = 400_000
+QUICK_KERNEL_POINTS = 100_000
 
 LIMITS = LimitsSpec(
     user_rate=1e6, user_burst=1e6, capability_rate=1e6, capability_burst=1e6, max_in_flight=100_000
@@ -159,6 +169,44 @@ def _intent_rates(count: int, runs: int) -> tuple[float, float, float, float]:
     return count / median(subject), count / median(raw), median(one), median(base)
 
 
+def _kernel_efficiency(points: int, runs: int) -> tuple[float, float, float]:
+    """(efficiency, one-process seconds, intent seconds), medians over ``runs``."""
+    cores = int(ray.cluster_resources()["CPU"])  # type: ignore[no-untyped-call]  # untyped
+    spec = TreeSpec(
+        name=f"bench-kernel-{os.getpid()}",
+        root=NodeSpec(
+            name="root", capabilities=(CapabilitySpec(name="tunnel", kernel="tunnel", cpus=1),)
+        ),
+        limits=LIMITS,
+    )
+    params = {
+        "lattice": {"cells": 50, "barrier_height": 1.0, "barrier_width": 0.3, "well_width": 0.5},
+        "e_min": 0.05,
+        "e_max": 5.0,
+        "points": points,
+        "coherence": 0.9,
+    }
+    kernel = BUILTIN_KERNELS["tunnel"]
+    tree = RayTree.start(spec)
+    ids = itertools.count()
+    try:
+
+        def through_tree() -> Any:
+            intent = Intent(id=f"k{next(ids)}", capability="tunnel", params=params, user="u")
+            return tree.ask(intent, timeout=300)
+
+        outcome = through_tree()
+        check(
+            outcome.status is Status.COMPLETED and outcome.result == kernel(params),
+            "the tunnel intent's result equals the single-process result",
+        )
+        times = time_interleaved({"one": lambda: kernel(params), "tree": through_tree}, runs)
+    finally:
+        tree.stop()
+    one, many = median(times["one"]), median(times["tree"])
+    return one / (cores * many), one, many
+
+
 def _rss(pid: int) -> int:
     """Resident bytes of process ``pid`` (Linux ``/proc``)."""
     with open(f"/proc/{pid}/statm") as statm:
@@ -204,6 +252,9 @@ def run(quick: bool) -> Report:
         say("starting a local Ray cluster")
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
+        points = QUICK_KERNEL_POINTS if quick else KERNEL_POINTS
+        say(f"kernel: one tunnel intent of {points:,} energies, {runs} runs, against one process")
+        efficiency, kernel_one, kernel_tree = _kernel_efficiency(points, runs)
         say(f"intents: {count:,} pipelined, {runs} runs, against raw Ray calls")
         rate, raw_rate, latency, raw_latency = _intent_rates(count, runs)
         node_fanout = (3, 3) if quick else (3, 12)
@@ -226,12 +277,12 @@ def run(quick: bool) -> Report:
             f"intents: {count:,} pipelined from one client, median of {runs} interleaved runs; "
             f"latency: median of {LATENCY_SAMPLES}; spawn: {node_n} viable systems in "
             f"placement node, {pooled_n} in placement pooled (pool of {POOL} actors); "
-            "`kernel_efficiency` not measured until the CPU-bound kernels of issue 8"
+            f"kernel: one tunnel intent of {points:,} energies on all cores"
         ),
         baseline=(
             "raw Ray: an async actor (num_cpus=0) echoing its argument, called from the same "
             "driver in the same run (pipelined for the rate, one at a time for the latency); "
-            "spawn figures are absolute"
+            "spawn figures are absolute; kernel: the same kernel run whole in the driver"
         ),
         figures=(
             Figure(
@@ -243,6 +294,16 @@ def run(quick: bool) -> Report:
                 ">=",
             ),
             Figure("intents_per_s", rate, "1", "intents per second, pipelined from one client"),
+            Figure(
+                "kernel_efficiency",
+                efficiency,
+                "x",
+                "one-process time / (cores x time of the same work as one intent on Ray)",
+                KERNEL_EFFICIENCY_TARGET,
+                ">=",
+            ),
+            Figure("kernel_one_s", kernel_one, "s", "the tunnel kernel in one process"),
+            Figure("kernel_intent_s", kernel_tree, "s", "the same as one intent, split on Ray"),
             Figure("raw_calls_per_s", raw_rate, "1", "raw Ray actor calls per second"),
             Figure(
                 "latency_ratio",
