@@ -53,6 +53,8 @@ __all__ = [
     "Started",
     "SubmitIntent",
     "SweepTick",
+    "Throttle",
+    "ThrottleEnded",
     "UnitDied",
     "UnitDown",
     "UnitLost",
@@ -387,6 +389,29 @@ class ChildSpawned:
     offers: frozenset[str] = field(default_factory=frozenset)
 
 
+@record
+class Throttle:
+    """To S2: hold a user or a capability (``target``) named ``key`` to ``rate`` per second.
+
+    For ``seconds``; a rule's response, ``why`` names the rule.
+    """
+
+    target: str
+    key: str
+    rate: float
+    seconds: float
+    why: str = ""
+
+
+@record
+class ThrottleEnded:
+    """To S2 (a timer): the throttle on ``target`` ``key`` set at ``since`` is over."""
+
+    target: str
+    key: str
+    since: float
+
+
 Message = (
     Started
     | SubmitIntent
@@ -427,5 +452,7 @@ Message = (
     | SpawnFailed
     | ChildSpawned
     | ChildStarted
+    | Throttle
+    | ThrottleEnded
 )
 """Every message a System handles."""

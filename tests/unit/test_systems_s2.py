@@ -21,6 +21,8 @@ from vsm.messages import (
     Released,
     Started,
     SweepTick,
+    Throttle,
+    ThrottleEnded,
     UnitDied,
     UnitDown,
     UnitLost,
@@ -104,6 +106,49 @@ def test_in_flight_cap_rejects_with_rate_limit():
 
 
 # ---------------------------------------------------------------- load balancing (rule 2)
+
+
+def test_a_throttle_holds_a_user_to_its_rate_until_it_ends():
+    """Rule 5: a throttled user gets a second's burst, then refusals naming the throttle.
+
+    Other users pass; the timer ends it.
+    """
+    s2 = system2()
+    effects = s2.handle(
+        Throttle(target="user", key="mallory", rate=2.0, seconds=30.0, why="r1"), 0.0
+    )
+    (timer,) = of(effects, Schedule)
+    assert timer.delay == 30.0
+    assert isinstance(timer.message, ThrottleEnded)
+    assert [e.data["key"] for e in events(effects, "throttle.started")] == ["mallory"]
+    assert [coordinate(s2, n, 0.0, user="mallory").unit is not None for n in range(3)] == [
+        True,
+        True,
+        False,
+    ]
+    refused = coordinate(s2, 3, 0.0, user="mallory").outcome
+    assert refused.reason is Refusal.RATE_LIMIT
+    assert "'mallory' is throttled to 2/s (r1)" in refused.detail
+    assert coordinate(s2, 4, 0.0, user="alice").unit is not None
+    assert coordinate(s2, 5, 1.0, user="mallory").unit is not None  # refilled at 2/s
+    assert events(s2.handle(timer.message, 30.0), "throttle.ended")
+    assert all(coordinate(s2, n, 30.0, user="mallory").unit for n in range(6, 12))
+
+
+def test_a_newer_throttle_replaces_an_older_and_outlives_its_timer():
+    """The older throttle's timer does not end the newer one; bad throttles are refused."""
+    s2 = system2()
+    first = of(
+        s2.handle(Throttle(target="capability", key="work.do", rate=1.0, seconds=5.0), 0.0),
+        Schedule,
+    )[0]
+    s2.handle(Throttle(target="capability", key="work.do", rate=1.0, seconds=60.0), 1.0)
+    assert not events(s2.handle(first.message, 5.0), "throttle.ended")
+    assert coordinate(s2, 0, 5.0).unit is not None
+    assert coordinate(s2, 1, 5.0).unit is None
+    bad = s2.handle(Throttle(target="zone", key="eu", rate=1.0, seconds=1.0), 6.0)
+    assert events(bad, "throttle.refused")
+    assert not of(bad, Schedule)
 
 
 def test_least_loaded_healthy_unit_is_chosen_and_released_balances():

@@ -16,6 +16,9 @@ Rules:
        moves its work) and to S3 (which decides restart or escalation).
     4. Competing claims on one resource: the current holder keeps it unless it is dead; the
        first claim on a free resource wins.
+    5. Throttles (a rule's response, ``Throttle``): for ``seconds``, a user or a capability
+       also takes a token from a bucket of the throttled rate (burst: one second of it); a
+       newer throttle of the same key replaces the older. Refusals name the throttle.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from collections import Counter
 from vsm.address import SystemId
 from vsm.effects import Effect, Emit, Event, Schedule, Send
 from vsm.intents import Outcome, Refusal, Status
-from vsm.mechanisms import AdaptiveRate, FailureDetector, Health, TokenBuckets
+from vsm.mechanisms import AdaptiveRate, FailureDetector, Health, TokenBucket, TokenBuckets
 from vsm.messages import (
     Assign,
     ChildSpawned,
@@ -39,6 +42,8 @@ from vsm.messages import (
     Released,
     Started,
     SweepTick,
+    Throttle,
+    ThrottleEnded,
     UnitDied,
     UnitDown,
     UnitLost,
@@ -63,6 +68,7 @@ class System2:
         "_in_flight",
         "_load",
         "_rate",
+        "_throttles",
         "_users",
         "node",
     )
@@ -86,6 +92,7 @@ class System2:
         self._claims: dict[str, str] = {}
         self._awaiting: set[str] = set()
         self._current_rate = limits.capability_rate
+        self._throttles: dict[tuple[str, str], tuple[TokenBucket, float, str]] = {}
 
     @property
     def load(self) -> int:
@@ -131,6 +138,14 @@ class System2:
                 ]
             case ClaimResource():
                 return self._claim(message, now)
+            case Throttle():
+                return self._throttle(message, now)
+            case ThrottleEnded(target=target, key=key, since=since):
+                held = self._throttles.get((target, key))
+                if held is None or held[1] != since:
+                    return []  # replaced by a newer throttle
+                del self._throttles[(target, key)]
+                return [self._event("throttle.ended", now, target=target, key=key)]
             case UnitLost(unit=unit, reason=reason):
                 return self._lost(unit, reason, now)
             case ChildSpawned(path=path):
@@ -152,12 +167,14 @@ class System2:
     def _coordinate(self, message: Coordinate, now: float) -> list[Effect]:
         intent, capability = message.intent, message.capability
         reply = self.node.at(SystemId.S1)
-        refusal = None
-        if not self._users.try_take(intent.user, now):
+        refusal = self._throttled(("user", intent.user), now) or self._throttled(
+            ("capability", capability), now
+        )
+        if refusal is None and not self._users.try_take(intent.user, now):
             refusal = f"user {intent.user!r} is over its rate ({self.node.limits.user_rate}/s)"
-        elif not self._capabilities.try_take(capability, now):
+        elif refusal is None and not self._capabilities.try_take(capability, now):
             refusal = f"capability {capability!r} is over its rate"
-        elif self._load >= self.node.limits.max_in_flight:
+        elif refusal is None and self._load >= self.node.limits.max_in_flight:
             refusal = (
                 f"{self._load} intents in flight; the limit is {self.node.limits.max_in_flight}"
             )
@@ -203,6 +220,40 @@ class System2:
         return [
             Send(to=reply, message=Assign(intent_id=intent.id, capability=capability, unit=unit))
         ]
+
+    def _throttle(self, message: Throttle, now: float) -> list[Effect]:
+        """Start a throttle (rule 5); it ends by a timer."""
+        if message.target not in ("user", "capability") or not (
+            message.rate > 0 and message.seconds > 0
+        ):
+            return [self._event("throttle.refused", now, target=message.target, key=message.key)]
+        bucket = TokenBucket(message.rate, max(1.0, message.rate))
+        self._throttles[(message.target, message.key)] = (bucket, now, message.why)
+        ended = ThrottleEnded(target=message.target, key=message.key, since=now)
+        return [
+            self._event(
+                "throttle.started",
+                now,
+                target=message.target,
+                key=message.key,
+                rate=message.rate,
+                seconds=message.seconds,
+                why=message.why,
+            ),
+            Schedule(delay=message.seconds, to=self.node.at(SystemId.S2), message=ended),
+        ]
+
+    def _throttled(self, key: tuple[str, str], now: float) -> str | None:
+        held = self._throttles.get(key)
+        if held is None or held[0].try_take(now):
+            return None
+        bucket, _, why = held
+        return f"{key[0]} {key[1]!r} is throttled to {bucket.rate:g}/s" + (
+            f" ({why})" if why else ""
+        )
+
+    def _event(self, kind: str, now: float, **data: object) -> Emit:
+        return Emit(event=Event(kind=kind, path=self.node.path, at=now, data=data))
 
     def _adapt(self, now: float) -> None:
         """Let the capability rates follow load (rule 1), once per sweep."""
