@@ -390,6 +390,9 @@ class System1:
                 intent=intent_id,
                 reason=str(outcome.reason),
                 by=str(outcome.by),
+                user=flight.intent.user,
+                capability=flight.capability,
+                unit=flight.unit if flight.unit not in (None, HANDED_OFF) else None,
             )
         )
         return effects
