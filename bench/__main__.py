@@ -58,6 +58,10 @@ BENCHMARKS: dict[str, Benchmark] = {
         "bench.protocol",
         "seal+unseal vs raw Ed25519 / HMAC sign+verify; ReplayGuard.check_batch rate",
     ),
+    "events": Benchmark(
+        "bench.events",
+        "100 compiled rules over events: columnar batches and one at a time vs Python lambdas",
+    ),
     "kernels": Benchmark(
         "bench.kernels",
         "tunnelling and GLIMMER patterns as Ray tasks on every core vs one process",
