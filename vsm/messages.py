@@ -31,6 +31,7 @@ __all__ = [
     "DigestOffer",
     "Dispatch",
     "Escalated",
+    "EventsObserved",
     "GossipTick",
     "Heartbeat",
     "HeartbeatTick",
@@ -41,6 +42,7 @@ __all__ = [
     "Message",
     "ParentPolicy",
     "PatchPolicy",
+    "PatchRules",
     "PolicyTick",
     "ProposeSpawn",
     "Redeliver",
@@ -412,6 +414,28 @@ class ThrottleEnded:
     since: float
 
 
+@record
+class EventsObserved:
+    """To S3: events the other Systems of this viable system emitted, for its rules.
+
+    ``events`` are :class:`vsm.effects.Event` (typed loosely: that module imports this one).
+    """
+
+    events: tuple[Any, ...]
+
+
+@record
+class PatchRules:
+    """To S3: change its rule set at run time.
+
+    The rules (JSON form) are added, or replace the rule of their name; then the names in
+    ``remove`` are removed.
+    """
+
+    rules: tuple[Mapping[str, Any], ...] = ()
+    remove: tuple[str, ...] = ()
+
+
 Message = (
     Started
     | SubmitIntent
@@ -454,5 +478,7 @@ Message = (
     | ChildStarted
     | Throttle
     | ThrottleEnded
+    | EventsObserved
+    | PatchRules
 )
 """Every message a System handles."""

@@ -13,7 +13,7 @@ Rules:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -151,6 +151,26 @@ class NodeSpec(BaseModel):
     placement: Placement = "node"
     policy: PolicySpec | None = None
     limits: LimitsSpec | None = None
+    rules: tuple[dict[str, Any], ...] = Field(
+        default=(),
+        description="GoldRush rules S3 runs over this viable system's events (docs/rules.md)",
+    )
+
+    @field_validator("rules")
+    @classmethod
+    def _rules(cls, rules: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+        from vsm.rules import Rule  # here: vsm.rules imports the messages, which import this
+
+        names = []
+        for k, data in enumerate(rules):
+            try:
+                names.append(Rule.from_data(data).name)
+            except ValueError as exc:
+                raise ValueError(f"rules[{k}]: {exc}") from exc
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"rules named twice: {dupes}")
+        return rules
 
     @field_validator("name")
     @classmethod

@@ -240,7 +240,9 @@ class System2:
                 seconds=message.seconds,
                 why=message.why,
             ),
-            Schedule(delay=message.seconds, to=self.node.at(SystemId.S2), message=ended),
+            Schedule(
+                delay=message.seconds, to=self.node.at(SystemId.S2), message=ended, background=True
+            ),
         ]
 
     def _throttled(self, key: tuple[str, str], now: float) -> str | None:

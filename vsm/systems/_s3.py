@@ -14,11 +14,23 @@ Rules:
     5. Each audit period, if at least ``STRAIN_MIN_SERVED`` intents ended and at least
        ``STRAIN_LEVEL`` of them failed, S3 proposes to S5 that the system hold steady (the
        stability side of the homeostat; S4's spawn proposals are the change side).
+    6. Rules (GoldRush, :mod:`vsm.rules`): S3 runs the node's rule set over the events of its
+       viable system — those the other Systems emit (``EventsObserved``) and its own. A
+       match becomes the rule's response: an algedonic signal to S5 (pain of the rule's
+       intensity), a ``Throttle`` to S2, an S3* audit of the unit the event names (a child,
+       or the child above it), a policy patch proposed to S5 (the current policy with the
+       patch, one version up; S5 tightens it by the parent's as any patch), or a new event.
+       Windows hold while their situation lasts, so a rule fires at most once per
+       ``RULE_COOLDOWN`` seconds for the same key (the throttled user, the audited unit).
+       Events S3 makes in response (``rule.*`` and emitted ones) are not evaluated again, so
+       rules cannot feed themselves. ``PatchRules`` changes the set at run time; the rules are
+       part of S3's checkpoint.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from vsm.address import SystemId
 from vsm.audit import AuditChain, Checkpoint, Signer
@@ -31,18 +43,31 @@ from vsm.messages import (
     AuditTick,
     ChildSpawned,
     Escalated,
+    EventsObserved,
     Measured,
     Message,
+    PatchPolicy,
+    PatchRules,
     ReportStrain,
     Started,
+    Throttle,
     UnitDied,
 )
+from vsm.rules import Algedonic as AlgedonicResponse
+from vsm.rules import Audit as AuditResponse
+from vsm.rules import EmitEvent as EmitResponse
+from vsm.rules import Match, Rule, RuleSet
+from vsm.rules import ProposePatch as PatchResponse
+from vsm.rules import Throttle as ThrottleResponse
+from vsm.spec import PolicySpec
 from vsm.systems._node import Node
 
 __all__ = ["Kpi", "System3"]
 
 STRAIN_LEVEL = 0.5
 STRAIN_MIN_SERVED = 5
+RULE_COOLDOWN = 5.0
+"""Seconds before a rule fires again for the same key (rule 6)."""
 
 
 @dataclass(slots=True)
@@ -83,6 +108,7 @@ class System3:
 
     __slots__ = (
         "_audits",
+        "_fired",
         "_intensity",
         "_turn",
         "_window",
@@ -90,6 +116,7 @@ class System3:
         "checkpoints",
         "kpis",
         "node",
+        "rules",
         "signer",
     )
 
@@ -103,10 +130,28 @@ class System3:
         self._turn = 0
         self._audits = 0
         self._window = Kpi()  # this audit period, for strain (rule 5)
+        self.rules = RuleSet(Rule.from_data(r) for r in node.spec.rules)
+        self._fired: dict[tuple[str, object], float] = {}  # (rule, key) -> when (rule 6)
+
+    @property
+    def watching(self) -> bool:
+        """Whether S3 runs rules, so the other Systems' events must reach it (rule 6)."""
+        return bool(self.rules.rules)
 
     def handle(self, message: Message, now: float) -> list[Effect]:
         """Handle one message; return the effects for the host."""
+        effects = self._handle(message, now)
+        if not self.watching:
+            return effects
+        own = [e.event for e in effects if isinstance(e, Emit)]
+        return effects + self._evaluate(own, now) if own else effects
+
+    def _handle(self, message: Message, now: float) -> list[Effect]:
         match message:
+            case EventsObserved(events=events):
+                return self._evaluate(events, now)
+            case PatchRules(rules=rules, remove=remove):
+                return self._patch_rules(rules, remove, now)
             case Measured(unit=unit, ok=ok, latency=latency):
                 for kpi in (self.kpis.setdefault(unit, Kpi()), self._window):
                     kpi.served += 1
@@ -195,11 +240,14 @@ class System3:
             return []
         unit = children[self._turn % len(children)]
         self._turn += 1
+        return [self._probe(unit)]
+
+    def _probe(self, unit: str) -> Send:
         self._audits += 1
         probe = AuditProbe(
             audit_id=f"{self.node.path}:{self._audits}", auditor=self.node.at(SystemId.S3)
         )
-        return [Send(to=self.node.at(SystemId.S1, unit), message=probe)]
+        return Send(to=self.node.at(SystemId.S1, unit), message=probe)
 
     def _record_audit(self, report: AuditReport, now: float) -> list[Effect]:
         kpi = self.kpis.get(report.unit, Kpi())
@@ -226,6 +274,81 @@ class System3:
                 )
             )
         ]
+
+    # ------------------------------------------------------------------ rules (rule 6)
+
+    def _evaluate(self, events: tuple[Event, ...] | list[Event], now: float) -> list[Effect]:
+        effects: list[Effect] = []
+        for event in events:
+            for match in self.rules.evaluate(event):
+                effects += self._respond(match, now)
+        return effects
+
+    def _respond(self, match: Match, now: float) -> list[Effect]:
+        response, fields, node = match.response, match.fields, self.node
+        key: object = None
+        if isinstance(response, ThrottleResponse):
+            key = response.key_of(fields)
+        elif isinstance(response, AuditResponse):
+            key = response.unit_of(fields)
+        last = self._fired.get((match.rule, key))
+        if last is not None and now - last < RULE_COOLDOWN:
+            return []
+        self._fired[(match.rule, key)] = now
+        why = f"rule {match.rule!r}"
+        effect: Effect | None = None
+        match response:
+            case AlgedonicResponse(intensity=intensity, detail=detail):
+                signal = Algedonic(
+                    source=node.path, intensity=-intensity, detail=f"{why}: {detail}"
+                )
+                effect = Send(to=node.at(SystemId.S5), message=signal)
+            case ThrottleResponse(target=target, rate=rate, seconds=seconds):
+                if isinstance(key, str):
+                    throttle = Throttle(target=target, key=key, rate=rate, seconds=seconds, why=why)
+                    effect = Send(to=node.at(SystemId.S2), message=throttle)
+            case AuditResponse():
+                unit = node.child_of(key) if isinstance(key, str) else None
+                if unit is not None and unit in node.children:
+                    effect = self._probe(unit)
+            case PatchResponse(patch=patch):
+                policy = node.policy
+                patched = PolicySpec.model_validate(
+                    {**policy.model_dump(), **patch, "version": policy.version + 1}
+                )
+                effect = Send(to=node.at(SystemId.S5), message=PatchPolicy(policy=patched))
+            case EmitResponse(kind=kind, data=data):
+                event = Event(kind=kind, path=node.path, at=now, data={**data, "rule": match.rule})
+                effect = Emit(event=event)
+        fired = Event(
+            kind="rule.matched" if effect is not None else "rule.unanswered",
+            path=node.path,
+            at=now,
+            data={"rule": match.rule, "version": match.version, "response": response.tag},
+        )
+        return [Emit(event=fired), *([effect] if effect is not None else [])]
+
+    def _patch_rules(
+        self, rules: tuple[Any, ...], remove: tuple[str, ...], now: float
+    ) -> list[Effect]:
+        try:
+            parsed = [Rule.from_data(r) for r in rules]
+        except ValueError as exc:
+            event = Event(kind="rules.refused", path=self.node.path, at=now, data={"why": str(exc)})
+            return [Emit(event=event)]
+        for rule in parsed:
+            if rule.name in self._rule_names():
+                self.rules.replace(rule)
+            else:
+                self.rules.add(rule)
+        for name in remove:
+            if name in self._rule_names():
+                self.rules.remove(name)
+        data = {"version": self.rules.version, "rules": [r.name for r in self.rules.rules]}
+        return [Emit(event=Event(kind="rules.patched", path=self.node.path, at=now, data=data))]
+
+    def _rule_names(self) -> set[str]:
+        return {rule.name for rule in self.rules.rules}
 
     def _tick(self, now: float) -> Schedule:
         return Schedule(

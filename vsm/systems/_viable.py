@@ -8,10 +8,11 @@ from vsm.address import SystemId, check_path
 from vsm.audit import AuditChain, Signer
 from vsm.classify import Classifier
 from vsm.crdt._data import require
-from vsm.effects import Effect
+from vsm.effects import Effect, Emit, Send
 from vsm.errors import MalformedDataError
-from vsm.messages import ChildSpawned, Message, Started
+from vsm.messages import ChildSpawned, EventsObserved, Message, Started
 from vsm.registry import CapabilityRegistry
+from vsm.rules import RuleSet
 from vsm.spec import LimitsSpec, NodeSpec, PolicySpec, TreeSpec
 from vsm.systems._node import Node
 from vsm.systems._s1 import System1
@@ -106,8 +107,19 @@ class ViableSystem:
         return self._by_id[system]
 
     def handle(self, system: SystemId, message: Message, now: float) -> list[Effect]:
-        """Deliver ``message`` to ``system``; return its effects."""
-        return self._by_id[system].handle(message, now)
+        """Deliver ``message`` to ``system``; return its effects.
+
+        When S3 runs rules, the events another System emitted go to S3 too (S3 rule 6).
+        """
+        effects = self._by_id[system].handle(message, now)
+        if system is SystemId.S3 or not self.s3.watching:
+            return effects
+        events = tuple(e.event for e in effects if isinstance(e, Emit))
+        if events:
+            effects.append(
+                Send(to=self.node.at(SystemId.S3), message=EventsObserved(events=events))
+            )
+        return effects
 
     def start(self, now: float) -> list[Effect]:
         """The effects of starting: each System handles ``Started`` once."""
@@ -141,7 +153,7 @@ class ViableSystem:
             epoch = int(writer.rsplit("@", 1)[1]) if "@" in writer else 0
             parts["S4"] = {"registry": self.s4.registry.to_data(), "epoch": epoch}
         if SystemId.S3 in wanted:
-            parts["S3"] = {"audit": self.s3.chain.to_data()}
+            parts["S3"] = {"audit": self.s3.chain.to_data(), "rules": self.s3.rules.to_data()}
         return {"type": "viable-system", "path": self.path, "parts": parts}
 
     def restore(self, data: object, incarnation: int, now: float) -> list[Effect]:
@@ -186,6 +198,8 @@ class ViableSystem:
                 )
             if "S3" in parts:
                 self.s3.chain = AuditChain.from_data(parts["S3"]["audit"])
+                if "rules" in parts["S3"]:  # checkpoints before rules had none
+                    self.s3.rules = RuleSet.from_data(parts["S3"]["rules"])
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             if isinstance(exc, MalformedDataError):
                 raise
