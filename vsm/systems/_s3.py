@@ -110,14 +110,15 @@ class System3:
         "_audits",
         "_fired",
         "_intensity",
+        "_rules",
         "_turn",
         "_window",
         "chain",
         "checkpoints",
         "kpis",
         "node",
-        "rules",
         "signer",
+        "watching",
     )
 
     def __init__(self, node: Node, signer: Signer | None = None) -> None:
@@ -130,13 +131,20 @@ class System3:
         self._turn = 0
         self._audits = 0
         self._window = Kpi()  # this audit period, for strain (rule 5)
+        self.watching = False
+        """Whether S3 runs rules, so the other Systems' events must reach it (rule 6)."""
         self.rules = RuleSet(Rule.from_data(r) for r in node.spec.rules)
         self._fired: dict[tuple[str, object], float] = {}  # (rule, key) -> when (rule 6)
 
     @property
-    def watching(self) -> bool:
-        """Whether S3 runs rules, so the other Systems' events must reach it (rule 6)."""
-        return bool(self.rules.rules)
+    def rules(self) -> RuleSet:
+        """The rule set S3 runs (rule 6)."""
+        return self._rules
+
+    @rules.setter
+    def rules(self, rules: RuleSet) -> None:
+        self._rules = rules
+        self.watching = bool(rules.rules)
 
     def handle(self, message: Message, now: float) -> list[Effect]:
         """Handle one message; return the effects for the host."""
@@ -344,6 +352,7 @@ class System3:
         for name in remove:
             if name in self._rule_names():
                 self.rules.remove(name)
+        self.rules = self.rules  # re-reads whether any rule is left (watching)
         data = {"version": self.rules.version, "rules": [r.name for r in self.rules.rules]}
         return [Emit(event=Event(kind="rules.patched", path=self.node.path, at=now, data=data))]
 
