@@ -68,6 +68,8 @@ STRAIN_LEVEL = 0.5
 STRAIN_MIN_SERVED = 5
 RULE_COOLDOWN = 5.0
 """Seconds before a rule fires again for the same key (rule 6)."""
+MAX_FIRED = 10_000
+"""(rule, key) pairs remembered for the cooldown before the cooled ones are forgotten."""
 
 
 @dataclass(slots=True)
@@ -302,6 +304,8 @@ class System3:
         last = self._fired.get((match.rule, key))
         if last is not None and now - last < RULE_COOLDOWN:
             return []
+        if len(self._fired) >= MAX_FIRED:  # keep only what still cools down
+            self._fired = {k: t for k, t in self._fired.items() if now - t < RULE_COOLDOWN}
         self._fired[(match.rule, key)] = now
         why = f"rule {match.rule!r}"
         effect: Effect | None = None
@@ -321,10 +325,14 @@ class System3:
                     effect = self._probe(unit)
             case PatchResponse(patch=patch):
                 policy = node.policy
-                patched = PolicySpec.model_validate(
-                    {**policy.model_dump(), **patch, "version": policy.version + 1}
-                )
-                effect = Send(to=node.at(SystemId.S5), message=PatchPolicy(policy=patched))
+                try:
+                    patched = PolicySpec.model_validate(
+                        {**policy.model_dump(), **patch, "version": policy.version + 1}
+                    )
+                except ValueError:  # the patch does not fit this policy: unanswered
+                    patched = None
+                if patched is not None:
+                    effect = Send(to=node.at(SystemId.S5), message=PatchPolicy(policy=patched))
             case EmitResponse(kind=kind, data=data):
                 event = Event(kind=kind, path=node.path, at=now, data={**data, "rule": match.rule})
                 effect = Emit(event=event)
