@@ -150,6 +150,8 @@ class System3:
 
     def handle(self, message: Message, now: float) -> list[Effect]:
         """Handle one message; return the effects for the host."""
+        if isinstance(message, EventsObserved):
+            return self._evaluate(message.events, now)  # responses are not evaluated again
         effects = self._handle(message, now)
         if not self.watching:
             return effects
@@ -158,8 +160,6 @@ class System3:
 
     def _handle(self, message: Message, now: float) -> list[Effect]:
         match message:
-            case EventsObserved(events=events):
-                return self._evaluate(events, now)
             case PatchRules(rules=rules, remove=remove):
                 return self._patch_rules(rules, remove, now)
             case Measured(unit=unit, ok=ok, latency=latency):
