@@ -23,6 +23,7 @@ from rich.table import Table
 from actors._runtime import RayTree, TreeExistsError, TreeStartError
 from actors.sdk import Client, IntentRefused, IntentTimeout, NoTreeError
 from actors.specfile import SpecError, load_spec
+from vsm.kernels import arrays_as_lists
 
 __all__ = ["_tree_commands", "run_tree_command"]
 
@@ -247,7 +248,7 @@ def _send(args: argparse.Namespace, client: Client, console: Console) -> int:
     data = {
         "intent": outcome.intent_id,
         "status": outcome.status.value,
-        "result": outcome.result,
+        "result": arrays_as_lists(outcome.result),
         "reason": None if outcome.reason is None else outcome.reason.value,
         "by": None if outcome.by is None else outcome.by.name,
         "path": outcome.path,
@@ -258,7 +259,8 @@ def _send(args: argparse.Namespace, client: Client, console: Console) -> int:
     else:
         try:
             result = handle.result()
-            console.print(f"[green]completed[/] at {outcome.path}: {result!r}")
+            shown = arrays_as_lists(result, summary=True)
+            console.print(f"[green]completed[/] at {outcome.path}: {shown!r}")
         except IntentRefused as exc:
             console.print(f"[magenta]{exc}[/]")
     return EXIT_OK if outcome.status.value == "completed" else EXIT_FAILED

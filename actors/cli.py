@@ -20,6 +20,7 @@ from actors._model_demo import ModelReport, run_model_demo
 from actors._ray_demo import run_ray_demo
 from actors._registry_demo import DemoReport, run_registry_demo
 from actors._tree_cli import _tree_commands, run_tree_command
+from vsm.kernels import arrays_as_lists
 
 __all__ = ["main"]
 
@@ -110,7 +111,7 @@ def _model_data(report: ModelReport) -> dict[str, object]:
                 "reason": None if o.reason is None else str(o.reason),
                 "by": None if o.by is None else str(o.by),
                 "path": o.path,
-                "result": o.result,
+                "result": arrays_as_lists(o.result),
                 "detail": o.detail,
             }
             for i, o in sorted(report.outcomes.items())
@@ -131,7 +132,8 @@ def _print_model(report: ModelReport, console: Console) -> None:
         if o is None:
             table.add_row(intent.id, "[red]NONE[/]", "", "", "")
             continue
-        shown = repr(o.result) if o.reason is None else f"{o.reason}: {o.detail}"
+        result = arrays_as_lists(o.result, summary=True)
+        shown = repr(result) if o.reason is None else f"{o.reason}: {o.detail}"
         colour = {"completed": "green", "failed": "yellow", "rejected": "magenta"}[o.status]
         table.add_row(intent.id, f"[{colour}]{o.status}[/]", str(o.by or ""), o.path, shown)
     console.print(table)

@@ -7,6 +7,7 @@ import math
 import random
 import re
 
+import msgpack
 import numpy as np
 import pytest
 from hypothesis import given
@@ -23,7 +24,14 @@ from tests.strategies_kernels import (
     tunnel_configs,
 )
 from vsm.errors import VsmError
-from vsm.kernels import KernelError
+from vsm.kernels import (
+    ARRAY_DTYPES,
+    KernelError,
+    arrays_as_lists,
+    is_packed_array,
+    pack_array,
+    unpack_array,
+)
 from vsm.kernels._lattice import (
     HBAR2_OVER_2ME,
     MAX_OPACITY,
@@ -574,13 +582,16 @@ def test_kernel_chunks_merge_to_the_whole_exactly(
     random.Random(points).shuffle(results)
     merged = tunnel_merge(params, results)
     whole = tunnel_kernel(params)
-    assert merged["transmission"] == whole["transmission"]
+    merged_values = unpack_array(merged["transmission"])
+    assert np.array_equal(merged_values, whole["transmission"])
+    assert merged["transmission"]["dtype"] == "<f8"
+    assert isinstance(merged["transmission"]["data"], bytes)  # msgpack-plain
     energies = np.linspace(0.005, 6.0, points)
     direct = mixed_transmission(CrystalLattice(**lattice), energies, coherence)
-    assert np.array_equal(np.asarray(merged["transmission"]), direct)
+    assert np.array_equal(merged_values, direct)
     fraction = np.count_nonzero(band_mask(CrystalLattice(**lattice), energies)) / points
     assert merged["band_fraction"] == fraction
-    assert merged["peak_transmission"] == max(merged["transmission"])
+    assert merged["peak_transmission"] == merged_values.max()
 
 
 def test_kernel_computes_a_slice_of_the_grid() -> None:
@@ -592,7 +603,7 @@ def test_kernel_computes_a_slice_of_the_grid() -> None:
     assert (result["start"], result["stop"]) == (100, 171)
     assert np.array_equal(np.asarray(result["transmission"]), full[100:171])
     merged = tunnel_merge(params, [tunnel_kernel(p) for p in tunnel_split(params, 4)])
-    assert merged["transmission"] == result["transmission"]
+    assert np.array_equal(unpack_array(merged["transmission"]), result["transmission"])
     assert (merged["start"], merged["stop"], merged["points"]) == (100, 171, 301)
 
 
@@ -641,6 +652,11 @@ def test_merge_refuses_gaps_overlaps_and_short_results() -> None:
         tunnel_merge(params, results[:2])
     with pytest.raises(KernelError, match=r"results\[0\]\['transmission'\]"):
         tunnel_merge(params, [{**results[0], "transmission": [0.5]}, *results[1:]])
+    wrong = np.zeros((len(results[1]["transmission"]), 2))
+    with pytest.raises(KernelError, match=r"results\[1\]\['transmission'\].*shape"):
+        tunnel_merge(params, [results[0], {**results[1], "transmission": wrong}, results[2]])
+    as_lists = [{**r, "transmission": r["transmission"].tolist()} for r in results]
+    assert tunnel_merge(params, as_lists) == tunnel_merge(params, results)  # lists merge too
     with pytest.raises(KernelError, match="non-empty list"):
         tunnel_merge(params, [])
 
@@ -648,5 +664,67 @@ def test_merge_refuses_gaps_overlaps_and_short_results() -> None:
 def test_tunnel_succeeded_means_finite_probabilities() -> None:
     """A chunk succeeds when every transmission is a finite float in [0, 1]."""
     assert tunnel_succeeded({"transmission": [0.0, 0.5, 1.0]})
-    for bad in ([math.nan], [1.5], [-0.1], "x"):
+    assert tunnel_succeeded({"transmission": np.array([0.0, 0.5, 1.0])})
+    for bad in ([math.nan], [1.5], [-0.1], "x", np.array([np.inf])):
         assert not tunnel_succeeded({"transmission": bad})
+
+
+# ---------------------------------------------------------------- packed arrays
+
+
+@given(
+    st.sampled_from(sorted(ARRAY_DTYPES)),
+    st.lists(st.integers(0, 5), min_size=0, max_size=3),
+    st.randoms(use_true_random=False),
+)
+def test_packed_arrays_round_trip_through_msgpack(
+    dtype: str, shape: list[int], rng: random.Random
+) -> None:
+    """Packing, msgpack, unpacking give the same array, dtype and shape (read-only, no copy)."""
+    size = int(np.prod(shape, dtype=np.int64))
+    array = np.array([rng.randint(0, 1) for _ in range(size)]).astype(dtype).reshape(shape)
+    packed = pack_array(array)
+    assert is_packed_array(packed)
+    wire = msgpack.unpackb(msgpack.packb(packed, use_bin_type=True), raw=False)
+    back = unpack_array(wire)
+    assert back.dtype == np.dtype(dtype)
+    assert back.shape == tuple(shape)
+    assert np.array_equal(back, array)
+    assert arrays_as_lists({"x": [packed]}) == {"x": [array.tolist()]}
+
+
+def test_pack_array_takes_big_endian_and_refuses_objects() -> None:
+    """A big-endian array packs little-endian; object or complex arrays are refused by dtype."""
+    packed = pack_array(np.arange(3, dtype=">f8"))
+    assert packed["dtype"] == "<f8"
+    assert unpack_array(packed).tolist() == [0.0, 1.0, 2.0]
+    for bad in (np.array([1 + 2j]), np.array(["a"], dtype=object)):
+        with pytest.raises(KernelError, match="cannot pack an array of dtype"):
+            pack_array(bad)
+
+
+@pytest.mark.parametrize(
+    ("packed", "match"),
+    [
+        ([1.0, 2.0], "mapping with keys"),
+        ({"dtype": "<f8", "shape": [2]}, "mapping with keys"),
+        ({"dtype": "<c16", "shape": [1], "data": b"\0" * 16}, "'dtype'.*'<c16'"),
+        ({"dtype": "<f8", "shape": [-1], "data": b""}, "'shape'.*-1"),
+        ({"dtype": "<f8", "shape": [1.5], "data": b""}, "'shape'.*1.5"),
+        ({"dtype": "<f8", "shape": [2], "data": "xx"}, "'data' must be bytes, got str"),
+        ({"dtype": "<f8", "shape": [2], "data": b"\0" * 15}, "15 bytes.*shape \\[2\\].*needs 16"),
+    ],
+)
+def test_unpack_array_names_the_bad_part(packed: object, match: str) -> None:
+    """A malformed packed array is refused with a KernelError naming the part."""
+    with pytest.raises(KernelError, match=match):
+        unpack_array(packed)
+
+
+def test_arrays_summarised_for_tables() -> None:
+    """summary=True shows dtype and shape instead of the values."""
+    result = {"transmission": pack_array(np.zeros(400_000)), "peak": 1.0}
+    assert arrays_as_lists(result, summary=True) == {
+        "transmission": "<f8 array [400000]",
+        "peak": 1.0,
+    }

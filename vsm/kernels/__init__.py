@@ -34,13 +34,18 @@ from vsm.kernels._artefact import (
     write_artefact,
 )
 from vsm.kernels._base import (
+    ARRAY_DTYPES,
     Kernel,
     KernelError,
     ParallelKernel,
+    arrays_as_lists,
     echo,
     fail,
+    is_packed_array,
+    pack_array,
     run_kernel,
     total,
+    unpack_array,
 )
 from vsm.kernels._lattice import (
     CrystalLattice,
@@ -73,6 +78,7 @@ from vsm.kernels._tunnel import (
 )
 
 __all__ = [
+    "ARRAY_DTYPES",
     "BUILTIN_KERNELS",
     "ArtefactError",
     "ArtefactHashError",
@@ -91,16 +97,20 @@ __all__ = [
     "TunnelController",
     "TunnelError",
     "TunnelMetrics",
+    "arrays_as_lists",
     "band_mask",
     "barrier_transmission",
     "generate_batch",
     "generate_pattern",
+    "is_packed_array",
+    "pack_array",
     "pattern_body",
     "pattern_from_body",
     "read_artefact",
     "reflection",
     "run_kernel",
     "transmission",
+    "unpack_array",
     "write_artefact",
 ]
 

@@ -36,6 +36,11 @@ Kernel (``tunnel_split`` / ``tunnel_kernel`` / ``tunnel_merge``), msgpack-plain 
 
 The grid is ``numpy.linspace(e_min, e_max, points)``; a chunk computes ``grid[start:stop]``
 (default the whole grid) from the full linspace, so chunks concatenate to the whole exactly.
+A chunk result carries its transmissions as a float64 numpy array: it is an intermediate
+that Ray's object store passes without copying or converting. The merged result, which
+leaves as the intent's result, is msgpack-plain, its transmissions a packed float64 array
+(:func:`~vsm.kernels._base.pack_array`; ``unpack_array`` reads it). ``tunnel_merge`` takes
+chunk transmissions as lists too.
 
 Errors::
 
@@ -57,7 +62,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from vsm.errors import VsmError
-from vsm.kernels._base import KernelError
+from vsm.kernels._base import KernelError, pack_array
 from vsm.kernels._lattice import (
     PLANCK_EV_S,
     CrystalLattice,
@@ -501,7 +506,7 @@ def tunnel_kernel(params: Mapping[str, Any]) -> dict[str, Any]:
     """Compute the transmission over ``grid[start:stop]``.
 
     Returns:
-        ``{"start", "stop", "transmission": [float, ...], "allowed": int}``, where
+        ``{"start", "stop", "transmission": float64 array, "allowed": int}``, where
         ``allowed`` counts the chunk's energies in allowed bands of the infinite lattice.
 
     Raises:
@@ -521,7 +526,7 @@ def tunnel_kernel(params: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "start": grid.start,
         "stop": grid.stop,
-        "transmission": values.tolist(),
+        "transmission": values,
         "allowed": allowed,
     }
 
@@ -533,11 +538,16 @@ def _check_result(index: int, result: object) -> tuple[int, int, FloatArray, int
     values, allowed = result.get("transmission"), result.get("allowed")
     if not (isinstance(start, int) and isinstance(stop, int) and isinstance(allowed, int)):
         raise KernelError(f"results[{index}] needs int 'start', 'stop', 'allowed', got {result!r}")
-    array = np.asarray(values) if isinstance(values, list) else None
+    array = np.asarray(values) if isinstance(values, list | np.ndarray) else None
     if array is None or array.dtype.kind not in "fi" or array.shape != (stop - start,):
-        shown = repr(values) if not isinstance(values, list) or len(values) < 8 else "a list"
+        shown = (
+            repr(values)
+            if not isinstance(values, list | np.ndarray) or len(values) < 8
+            else f"a {type(values).__name__} of shape {np.shape(values)}"
+        )
         raise KernelError(
-            f"results[{index}]['transmission'] must be a list of {stop - start} floats, got {shown}"
+            f"results[{index}]['transmission'] must be {stop - start} floats "
+            f"(a list or a 1-d array), got {shown}"
         )
     return start, stop, array.astype(np.float64, copy=False), allowed
 
@@ -547,7 +557,8 @@ def tunnel_merge(params: Mapping[str, Any], results: list[dict[str, Any]]) -> di
 
     Returns:
         ``{"points", "start", "stop", "e_min", "e_max", "coherence", "transmission",
-        "band_fraction", "peak_transmission", "peak_energy"}``: ``band_fraction`` is the
+        "band_fraction", "peak_transmission", "peak_energy"}``: ``transmission`` is a packed
+        float64 array (:func:`~vsm.kernels._base.unpack_array`), ``band_fraction`` the
         fraction of the slice's energies in allowed bands, ``peak_*`` the largest transmission
         and the energy where it first occurs.
 
@@ -580,7 +591,7 @@ def tunnel_merge(params: Mapping[str, Any], results: list[dict[str, Any]]) -> di
         "e_min": grid.e_min,
         "e_max": grid.e_max,
         "coherence": grid.coherence,
-        "transmission": merged.tolist(),
+        "transmission": pack_array(merged),
         "band_fraction": allowed / len(merged),
         "peak_transmission": float(merged[peak]),
         "peak_energy": float(grid.energies()[peak]),
@@ -590,7 +601,7 @@ def tunnel_merge(params: Mapping[str, Any], results: list[dict[str, Any]]) -> di
 def tunnel_succeeded(result: Mapping[str, Any]) -> bool:
     """Whether a chunk result is a successful tunnel: every transmission finite and in [0, 1]."""
     values = result.get("transmission")
-    if not isinstance(values, list):
+    if not isinstance(values, list | np.ndarray):
         return False
     array = np.asarray(values)
     return (
