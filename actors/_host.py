@@ -106,6 +106,7 @@ from vsm.messages import (
     IntentProgress,
     KernelFinished,
     Message,
+    PatchRules,
     SpawnFailed,
     Started,
     SubmitIntent,
@@ -477,6 +478,34 @@ class Host:
         if not self._holds(path, SystemId.S3):
             return None
         return self._components[path].vs.s3.chain.to_data()
+
+    async def rules(self, path: str) -> dict[str, Any] | None:
+        """The rule set of ``path``'s S3 (its rules' JSON form and counters), if hosted here."""
+        if not self._holds(path, SystemId.S3):
+            return None
+        rules = self._components[path].vs.s3.rules
+        stats = rules.statistics()
+        return {
+            "path": path,
+            "rules": [rule.to_data() for rule in rules.rules],
+            "version": stats["version"],
+            "offered": stats["offered"],
+            "stats": stats["rules"],
+        }
+
+    async def patch_rules(
+        self, path: str, rules: list[dict[str, Any]], remove: list[str]
+    ) -> dict[str, Any] | None:
+        """Hand ``PatchRules`` to ``path``'s S3 if hosted here; its rule set afterwards.
+
+        The rules were checked by the caller; S3 checks them again (a refusal is an event).
+        """
+        if not self._holds(path, SystemId.S3):
+            return None
+        patch = PatchRules(rules=tuple(rules), remove=tuple(remove))
+        self._local.append((path, SystemId.S3, patch))
+        self._drain()
+        return await self.rules(path)
 
     # ------------------------------------------------------------------ checkpoints
 

@@ -317,6 +317,46 @@ class RayTree:
                 continue
         return answers
 
+    def rules(self, path: str | None = None) -> dict[str, Any]:
+        """The rule set of the S3 at ``path`` (default: the root): rules, version, counters.
+
+        Raises:
+            LookupError: no viable system at ``path`` is running.
+        """
+        path = path or self.spec.root.name
+        found: dict[str, Any] | None = ray.get(self._s3_host(path).rules.remote(path))
+        if found is None:
+            raise LookupError(f"no viable system at {path!r} is running in {self.spec.name!r}")
+        return found
+
+    def patch_rules(
+        self, rules: list[dict[str, Any]], remove: list[str], path: str | None = None
+    ) -> dict[str, Any]:
+        """Send ``PatchRules`` to the S3 at ``path`` (default: the root); its rule set after.
+
+        Raises:
+            LookupError: no viable system at ``path`` is running.
+        """
+        path = path or self.spec.root.name
+        host = self._s3_host(path)
+        found: dict[str, Any] | None = ray.get(host.patch_rules.remote(path, rules, remove))
+        if found is None:
+            raise LookupError(f"no viable system at {path!r} is running in {self.spec.name!r}")
+        return found
+
+    def _s3_host(self, path: str) -> Any:
+        spec = spec_at(self.spec, path)
+        if spec is None:
+            raise LookupError(f"no viable system at {path!r} in the spec of {self.spec.name!r}")
+        if spec.placement == "system":
+            name = actor_name(path, SystemId.S3)
+        else:
+            name = actor_names(path, spec.placement, max(self.pool_size, 1))[0]
+        handle = self._get(name)
+        if handle is None:
+            raise LookupError(f"no viable system at {path!r} is running (no actor {name!r})")
+        return handle
+
     def _desk(self) -> Any:
         desk = self._get(self._desk_name)
         if desk is None:

@@ -21,9 +21,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from actors._runtime import RayTree, TreeExistsError, TreeStartError
-from actors.sdk import Client, IntentRefused, IntentTimeout, NoTreeError
-from actors.specfile import SpecError, load_spec
+from actors.sdk import Client, IntentRefused, IntentTimeout, NoSuchViableSystem, NoTreeError
+from actors.specfile import SpecError, load_rules, load_spec
 from vsm.kernels import arrays_as_lists
+from vsm.rules import Rule
 
 __all__ = ["_tree_commands", "run_tree_command"]
 
@@ -83,6 +84,23 @@ def _tree_commands(sub: Any) -> None:
     events.add_argument("--kind", help="only events whose kind starts with this")
     common(events)
 
+    rules = sub.add_parser(
+        "rules",
+        help="show or patch the rules System 3 runs",
+        description=(
+            "Show the GoldRush rules S3 runs at --path (default: the root) with their "
+            "counters; with --add FILE (TOML, YAML or JSON: a list of rules) or --remove NAME, "
+            "patch the set while events flow (docs/rules.md). Exits 2 on a bad rule, and then "
+            "changes nothing."
+        ),
+    )
+    rules.add_argument("--path", help="the viable system (default: the root)")
+    rules.add_argument("--add", metavar="FILE", help="rules to add or replace, from a file")
+    rules.add_argument(
+        "--remove", action="append", default=[], metavar="NAME", help="a rule to remove"
+    )
+    common(rules)
+
     down = sub.add_parser("down", help="stop a tree", description="Stop the tree's actors.")
     down.add_argument("--ray", action="store_true", help="also stop the local Ray cluster")
     common(down)
@@ -102,6 +120,8 @@ def run_tree_command(args: argparse.Namespace, console: Console) -> int:
                 return _emit(args, client.status(), console, "status")
             if args.command == "events":
                 return _events(args, client, console)
+            if args.command == "rules":
+                return _rules(args, client, console)
             if args.command == "down":
                 client.stop()
                 if args.format == "json":
@@ -312,6 +332,38 @@ def _emit(args: argparse.Namespace, data: dict[str, Any], console: Console, titl
         for key, value in data.items():
             table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
         console.print(table)
+    return EXIT_OK
+
+
+def _rules(args: argparse.Namespace, client: Client, console: Console) -> int:
+    try:
+        if args.add is None and not args.remove:
+            found = client.rules(args.path)
+        else:
+            add = load_rules(args.add) if args.add is not None else []
+            found = client.patch_rules(add, args.remove, args.path)
+    except (SpecError, ValueError) as exc:  # NoSuchViableSystem is a LookupError
+        console.print(f"[red]{exc}[/]")
+        return EXIT_USAGE
+    except NoSuchViableSystem as exc:
+        console.print(f"[red]{exc}[/]")
+        return EXIT_FAILED
+    if args.format == "json":
+        print(json.dumps(found, default=str))
+        return EXIT_OK
+    table = Table(title=f"rules of {found['path']} (version {found['version']})")
+    for column in ("rule", "condition", "response", "input", "matched"):
+        table.add_column(column)
+    for rule in found["rules"]:
+        stats = found["stats"].get(rule["name"], {})
+        table.add_row(
+            rule["name"] + ("" if rule.get("enabled", True) else " (off)"),
+            Rule.from_data(rule).text,
+            json.dumps(rule["response"]),
+            str(stats.get("input", 0)),
+            str(stats.get("matched", 0)),
+        )
+    console.print(table)
     return EXIT_OK
 
 

@@ -214,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _model(args, console)
     if args.command == "gossip":
         return _demo(args, console)
-    if args.command in ("up", "send", "tree", "status", "events", "down"):
+    if args.command in ("up", "send", "tree", "status", "events", "rules", "down"):
         return run_tree_command(args, console)
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse guarantees a command
 

@@ -25,7 +25,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
 import ray
@@ -39,6 +39,7 @@ from vsm.crdt import Stamp
 from vsm.effects import Event
 from vsm.intents import Intent, Outcome, Status
 from vsm.messages import IntentProgress
+from vsm.rules import Rule
 from vsm.spec import TreeSpec
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "IntentRefused",
     "IntentRequest",
     "IntentTimeout",
+    "NoSuchViableSystem",
     "NoTreeError",
     "SdkError",
     "SignatureRequired",
@@ -88,6 +90,10 @@ class SdkError(Exception):
 
 class NoTreeError(SdkError, LookupError):
     """No tree (or not the one named) runs on the cluster; start one with ``vsm up SPEC``."""
+
+
+class NoSuchViableSystem(SdkError, LookupError):
+    """No viable system runs at the path given (it is not in the spec, or not up)."""
 
 
 class IntentRefused(SdkError):
@@ -398,6 +404,66 @@ class Client:
         """Events recorded after ``since`` (seconds since the epoch), oldest first."""
         return self._tree.events(since)
 
+    def rules(self, path: str | None = None) -> dict[str, Any]:
+        """The GoldRush rules System 3 runs at ``path`` (default: the root).
+
+        Returns:
+            ``{"path", "rules", "version", "offered", "stats"}``: the rules' JSON forms in
+            the order added, the set's version, the events offered to it, and per rule name
+            its counters (``input``, ``matched``, ``filtered``, as
+            ``RuleSet.statistics()["rules"]``).
+
+        Raises:
+            NoSuchViableSystem: nothing runs at ``path``.
+        """
+        try:
+            found = self._tree.rules(path)
+        except LookupError as exc:
+            raise NoSuchViableSystem(str(exc)) from exc
+        return found
+
+    def patch_rules(
+        self,
+        add: Sequence[Rule | Mapping[str, Any]] = (),
+        remove: Sequence[str] = (),
+        path: str | None = None,
+    ) -> dict[str, Any]:
+        """Change the rules S3 runs at ``path`` (default: the root) while events flow.
+
+        ``add`` holds rules (a :class:`~vsm.rules.Rule` or its JSON form, the condition may
+        be text); each replaces the rule of its name or is added. Then the names in
+        ``remove`` go. The set swaps at once: no event is lost or counted twice, and the
+        patched rules are part of S3's checkpoint.
+
+        Returns:
+            The rule set afterwards, as :meth:`rules` gives it.
+
+        Raises:
+            ValueError: a rule is malformed (the message names ``add[k]`` and the problem),
+                a name comes twice in ``add``, or ``remove`` names a rule the set does not
+                hold; nothing is changed.
+            NoSuchViableSystem: nothing runs at ``path``.
+        """
+        rules = []
+        for k, rule in enumerate(add):
+            try:
+                rules.append(rule if isinstance(rule, Rule) else Rule.from_data(dict(rule)))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"add[{k}]: {exc}") from exc
+        names = [rule.name for rule in rules]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"add names a rule more than once: {twice}")
+        if remove:
+            held = {rule["name"] for rule in self.rules(path)["rules"]} | set(names)
+            unknown = [name for name in remove if name not in held]
+            if unknown:
+                raise ValueError(f"remove names rules the set does not hold: {unknown}")
+        try:
+            return self._tree.patch_rules([r.to_data() for r in rules], list(remove), path)
+        except LookupError as exc:
+            raise NoSuchViableSystem(str(exc)) from exc
+
     def stop(self) -> None:
         """Stop the tree (all its actors)."""
         self._tree.stop()
@@ -501,6 +567,19 @@ class AsyncClient:
     async def events(self, since: float = 0.0) -> list[Event]:
         """As :meth:`Client.events`."""
         return await asyncio.to_thread(self._client.events, since)
+
+    async def rules(self, path: str | None = None) -> dict[str, Any]:
+        """See :meth:`Client.rules`."""
+        return await asyncio.to_thread(self._client.rules, path)
+
+    async def patch_rules(
+        self,
+        add: Sequence[Rule | Mapping[str, Any]] = (),
+        remove: Sequence[str] = (),
+        path: str | None = None,
+    ) -> dict[str, Any]:
+        """See :meth:`Client.patch_rules`."""
+        return await asyncio.to_thread(self._client.patch_rules, add, remove, path)
 
     async def stop(self) -> None:
         """As :meth:`Client.stop`."""

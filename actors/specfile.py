@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from vsm.spec import TreeSpec
 
-__all__ = ["SpecError", "load_spec", "parse_spec"]
+__all__ = ["SpecError", "load_rules", "load_spec", "parse_spec"]
 
 SUFFIXES = {".toml": "toml", ".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 
@@ -27,14 +27,16 @@ SUFFIXES = {".toml": "toml", ".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 class SpecError(ValueError):
     """A tree spec file is unreadable or invalid; ``problems`` lists ``(field, line, why)``."""
 
-    def __init__(self, source: str, problems: list[tuple[str, int | None, str]]) -> None:
+    def __init__(
+        self, source: str, problems: list[tuple[str, int | None, str]], what: str = "tree spec"
+    ) -> None:
         self.source = source
         self.problems = problems
         lines = [
             f"  {field or '<top>'}" + (f" (line {line})" if line else "") + f": {why}"
             for field, line, why in problems
         ]
-        super().__init__(f"invalid tree spec {source}:\n" + "\n".join(lines))
+        super().__init__(f"invalid {what} {source}:\n" + "\n".join(lines))
 
 
 def load_spec(path: str | Path) -> TreeSpec:
@@ -43,17 +45,22 @@ def load_spec(path: str | Path) -> TreeSpec:
     Raises:
         SpecError: the file is missing, of an unknown kind, malformed, or not a valid tree.
     """
-    path = Path(path)
+    text, kind = _read(Path(path), "tree spec")
+    return parse_spec(text, kind, str(path))
+
+
+def _read(path: Path, what: str) -> tuple[str, str]:
+    """The text of ``path`` and its kind (by suffix); SpecError when unknown or unreadable."""
     kind = SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise SpecError(
-            str(path), [("", None, f"unknown kind {path.suffix!r}; use {sorted(SUFFIXES)}")]
+            str(path), [("", None, f"unknown kind {path.suffix!r}; use {sorted(SUFFIXES)}")], what
         )
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8"), kind
     except OSError as exc:
-        raise SpecError(str(path), [("", None, f"cannot read it: {exc.strerror or exc}")]) from exc
-    return parse_spec(text, kind, str(path))
+        problem = f"cannot read it: {exc.strerror or exc}"
+        raise SpecError(str(path), [("", None, problem)], what) from exc
 
 
 def parse_spec(text: str, kind: str, source: str = "<text>") -> TreeSpec:
@@ -62,29 +69,7 @@ def parse_spec(text: str, kind: str, source: str = "<text>") -> TreeSpec:
     Raises:
         SpecError: as :func:`load_spec`.
     """
-    lines: dict[tuple[str | int, ...], int] = {}
-    try:
-        if kind == "toml":
-            data: Any = tomllib.loads(text)
-        elif kind == "json":
-            data = json.loads(text)
-        elif kind == "yaml":
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            data = yaml.safe_load(text)
-            if node is not None:
-                _yaml_lines(node, (), lines)
-        else:
-            raise SpecError(source, [("", None, f"unknown kind {kind!r}")])
-    except tomllib.TOMLDecodeError as exc:  # Python 3.11 puts the line only in the message
-        at = re.search(r"at line (\d+)", str(exc))
-        line = getattr(exc, "lineno", None) or (int(at.group(1)) if at else None)
-        raise SpecError(source, [("", line, str(exc))]) from exc
-    except json.JSONDecodeError as exc:
-        raise SpecError(source, [("", exc.lineno, exc.msg)]) from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise SpecError(source, [("", line, str(exc).splitlines()[0])]) from exc
+    data, lines = _parse_data(text, kind, source)
     if not isinstance(data, dict):
         raise SpecError(
             source, [("", None, f"expected a table of settings, got {type(data).__name__}")]
@@ -142,3 +127,57 @@ def _text_line(text: str, where: tuple[str | int, ...]) -> int | None:
         else:
             return found
     return found
+
+
+def _parse_data(text: str, kind: str, source: str) -> tuple[Any, dict[tuple[str | int, ...], int]]:
+    """Parse ``text`` of ``kind``; the data and, for YAML, the line of each key path.
+
+    Raises:
+        SpecError: the text does not parse (with the line where the parser says).
+    """
+    lines: dict[tuple[str | int, ...], int] = {}
+    try:
+        if kind == "toml":
+            data: Any = tomllib.loads(text)
+        elif kind == "json":
+            data = json.loads(text)
+        elif kind == "yaml":
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            data = yaml.safe_load(text)
+            if node is not None:
+                _yaml_lines(node, (), lines)
+        else:
+            raise SpecError(source, [("", None, f"unknown kind {kind!r}")])
+    except tomllib.TOMLDecodeError as exc:  # Python 3.11 puts the line only in the message
+        at = re.search(r"at line (\d+)", str(exc))
+        line = getattr(exc, "lineno", None) or (int(at.group(1)) if at else None)
+        raise SpecError(source, [("", line, str(exc))]) from exc
+    except json.JSONDecodeError as exc:
+        raise SpecError(source, [("", exc.lineno, exc.msg)]) from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise SpecError(source, [("", line, str(exc).splitlines()[0])]) from exc
+    return data, lines
+
+
+def load_rules(path: str | Path) -> list[dict[str, Any]]:
+    """Read the rules in ``path`` (TOML, YAML or JSON): a list of rules, or ``{"rules": [...]}``.
+
+    Each rule is its JSON form (``name``, ``condition`` — text or structure — ``response``,
+    optional ``enabled``); they are checked by :meth:`vsm.rules.Rule.from_data` later.
+
+    Raises:
+        SpecError: the file is missing, of an unknown kind, malformed, or holds no rule list.
+    """
+    text, kind = _read(Path(path), "rules file")
+    try:
+        data, _ = _parse_data(text, kind, str(path))
+    except SpecError as exc:
+        raise SpecError(exc.source, exc.problems, "rules file") from exc.__cause__
+    if isinstance(data, dict) and set(data) == {"rules"}:
+        data = data["rules"]
+    if not isinstance(data, list) or not all(isinstance(rule, dict) for rule in data):
+        problem = "expected a list of rules, or a table with just 'rules'"
+        raise SpecError(str(path), [("", None, problem)], "rules file")
+    return data

@@ -61,6 +61,7 @@ __all__ = [
     "UnitDown",
     "UnitLost",
     "Unroutable",
+    "Watch",
 ]
 
 
@@ -436,6 +437,18 @@ class PatchRules:
     remove: tuple[str, ...] = ()
 
 
+@record
+class Watch:
+    """From S3 to the other Systems: whether S3 runs rules, so their events must reach it.
+
+    The viable system takes it (:meth:`vsm.systems.ViableSystem.handle`), not the System: with
+    each System in its own actor, this is how the others learn of a rule set patched at run
+    time (S3 rule 6).
+    """
+
+    on: bool
+
+
 Message = (
     Started
     | SubmitIntent
@@ -480,5 +493,6 @@ Message = (
     | ThrottleEnded
     | EventsObserved
     | PatchRules
+    | Watch
 )
 """Every message a System handles."""

@@ -111,3 +111,48 @@ def test_rules_are_patched_at_run_time_and_survive_a_checkpoint() -> None:
     bad = root.handle(SystemId.S3, PatchRules(rules=({"name": "x"},)), sim.now)
     assert [e.event.kind for e in bad if hasattr(e, "event")] == ["rules.refused"]
     assert Address("root", SystemId.S3)  # the address rules run at
+
+
+def test_a_patch_tells_the_other_systems_to_send_their_events() -> None:
+    """With Systems apart (system placement), S3's Watch makes the others forward their events.
+
+    Two copies of one viable system stand for two actors: one hosts S3, one the others. After a
+    patch adds the first rule, S3 sends Watch(on) to the four other Systems; the other copy
+    sends its events to S3, and a copy restored without S3's part hears it again at the next
+    audit tick (the set differs from the spec's).
+    """
+    from vsm.effects import Emit, Send
+    from vsm.messages import AuditTick, EventsObserved, SubmitIntent, Watch
+    from vsm.systems import ViableSystem
+
+    spec = tree()
+    s3_actor = ViableSystem.root(spec, incarnation=1)
+    other_actor = ViableSystem.root(spec, incarnation=1)
+    effects = s3_actor.handle(SystemId.S3, PatchRules(rules=(SPIKE,)), 0.0)
+    watches = [e for e in effects if isinstance(e, Send) and isinstance(e.message, Watch)]
+    assert sorted(str(w.to.system) for w in watches) == ["S1", "S2", "S4", "S5"]
+    assert all(w.message.on for w in watches)
+
+    def forwarded(vs: ViableSystem, intent_id: str, now: float) -> bool:
+        submit = SubmitIntent(intent=Intent(id=intent_id, capability="work", user="u"))
+        out = vs.handle(SystemId.S5, submit, now)
+        assert any(isinstance(e, Emit) for e in out)  # S5 has events to give
+        return any(isinstance(e, Send) and isinstance(e.message, EventsObserved) for e in out)
+
+    assert not forwarded(other_actor, "before", 1.0)
+    for watch in watches:
+        assert other_actor.handle(watch.to.system, watch.message, 1.0) == []
+    assert forwarded(other_actor, "after", 1.0)
+
+    tick = s3_actor.handle(SystemId.S3, AuditTick(), 2.0)
+    again = [e for e in tick if isinstance(e, Send) and isinstance(e.message, Watch)]
+    assert len(again) == 4  # repeated while the set differs from the spec's
+    quiet = ViableSystem.root(spec, incarnation=1).handle(SystemId.S3, AuditTick(), 2.0)
+    assert not [e for e in quiet if isinstance(e, Send) and isinstance(e.message, Watch)]
+    removed = s3_actor.handle(SystemId.S3, PatchRules(remove=("spike",)), 3.0)
+    off = [e for e in removed if isinstance(e, Send) and isinstance(e.message, Watch)]
+    assert off
+    assert not any(w.message.on for w in off)
+    for watch in off:
+        other_actor.handle(watch.to.system, watch.message, 3.0)
+    assert not forwarded(other_actor, "later", 3.0)

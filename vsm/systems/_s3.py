@@ -24,7 +24,9 @@ Rules:
        ``RULE_COOLDOWN`` seconds for the same key (the throttled user, the audited unit).
        Events S3 makes in response (``rule.*`` and emitted ones) are not evaluated again, so
        rules cannot feed themselves. ``PatchRules`` changes the set at run time; the rules are
-       part of S3's checkpoint.
+       part of S3's checkpoint. After a patch, and at every audit tick while the set's having
+       rules differs from the spec's, S3 tells the other Systems (``Watch``) whether their
+       events must reach it: with each System in its own actor they cannot see S3's set.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from vsm.messages import (
     Started,
     Throttle,
     UnitDied,
+    Watch,
 )
 from vsm.rules import Algedonic as AlgedonicResponse
 from vsm.rules import Audit as AuditResponse
@@ -174,7 +177,8 @@ class System3:
             case UnitDied(unit=unit, reason=reason) | Escalated(path=unit, reason=reason):
                 return self._supervise(unit, reason, now)
             case AuditTick():
-                return [*self._strain(), *self._audit(now), self._tick(now)]
+                watch = self._watch() if self.watching != bool(self.node.spec.rules) else []
+                return [*self._strain(), *self._audit(now), *watch, self._tick(now)]
             case AuditReport():
                 return self._record_audit(message, now)
             case ChildSpawned():
@@ -362,7 +366,16 @@ class System3:
                 self.rules.remove(name)
         self.rules = self.rules  # re-reads whether any rule is left (watching)
         data = {"version": self.rules.version, "rules": [r.name for r in self.rules.rules]}
-        return [Emit(event=Event(kind="rules.patched", path=self.node.path, at=now, data=data))]
+        event = Event(kind="rules.patched", path=self.node.path, at=now, data=data)
+        return [Emit(event=event), *self._watch()]
+
+    def _watch(self) -> list[Effect]:
+        """Tell the other Systems whether their events must reach S3 (rule 6)."""
+        return [
+            Send(to=self.node.at(system), message=Watch(on=self.watching))
+            for system in SystemId
+            if system is not SystemId.S3
+        ]
 
     def _rule_names(self) -> set[str]:
         return {rule.name for rule in self.rules.rules}

@@ -10,7 +10,7 @@ from vsm.classify import Classifier
 from vsm.crdt._data import require
 from vsm.effects import Effect, Emit, Send
 from vsm.errors import MalformedDataError
-from vsm.messages import ChildSpawned, EventsObserved, Message, Started
+from vsm.messages import ChildSpawned, EventsObserved, Message, Started, Watch
 from vsm.registry import CapabilityRegistry
 from vsm.rules import RuleSet
 from vsm.spec import LimitsSpec, NodeSpec, PolicySpec, TreeSpec
@@ -109,8 +109,13 @@ class ViableSystem:
     def handle(self, system: SystemId, message: Message, now: float) -> list[Effect]:
         """Deliver ``message`` to ``system``; return its effects.
 
-        When S3 runs rules, the events another System emitted go to S3 too (S3 rule 6).
+        When S3 runs rules, the events another System emitted go to S3 too (S3 rule 6);
+        ``Watch`` from S3 says whether it does (the viable system takes it, not the System).
         """
+        if isinstance(message, Watch):
+            if system is not SystemId.S3:
+                self.s3.watching = message.on
+            return []
         effects = self._by_id[system].handle(message, now)
         if system is SystemId.S3 or not self.s3.watching:
             return effects
