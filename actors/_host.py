@@ -65,6 +65,7 @@ from typing import Any
 import ray
 import ray.exceptions
 
+from actors._bridge import BRIDGE
 from actors._kernels import KernelRunner
 from actors._naming import (
     PREFIX,
@@ -233,8 +234,15 @@ class Host:
 
         ``parent`` is the handle of the parent's host, so replies reach the live incarnation.
         """
+        federation = self.tree.federation if path == self.tree.root.name else None
         vs = ViableSystem(
-            path, spec, limits=limits, parent_policy=parent_policy, incarnation=incarnation
+            path,
+            spec,
+            limits=limits,
+            parent_policy=parent_policy,
+            incarnation=incarnation,
+            peers=tuple(p.root for p in federation.peers) if federation is not None else (),
+            federation_threshold=federation.algedonic_threshold if federation else 1.0,
         )
         self._drop(path)
         self._components[path] = _Component(vs, frozenset(systems), incarnation)
@@ -443,6 +451,31 @@ class Host:
             for a in adverts
         ]
 
+    async def registry_part(self, path: str) -> dict[str, Any] | None:
+        """The part of ``path``'s registry replica about its own subtree, as delta data.
+
+        For the bridge (``actors/_bridge.py``): what a federated root announces to its peers.
+        """
+        if not self._holds(path, SystemId.S4):
+            return None
+        return self._components[path].vs.s4.registry.part(path).to_data()
+
+    async def registry_digest(self, path: str) -> list[bytes] | None:
+        """The anti-entropy digest of ``path``'s whole registry replica.
+
+        Equal states have equal digests: how tests see two federated roots converge.
+        """
+        if not self._holds(path, SystemId.S4):
+            return None
+        return self._components[path].vs.s4.registry.digest()
+
+    async def audit_head(self, path: str) -> tuple[str, int, bytes] | None:
+        """(chain, length, head) of ``path``'s S3 audit chain, for a signed checkpoint."""
+        if not self._holds(path, SystemId.S3):
+            return None
+        chain = self._components[path].vs.s3.chain
+        return chain.name, len(chain), chain.head
+
     async def variety(self, path: str) -> dict[str, object]:
         """The variety report of ``path`` (see :meth:`ViableSystem.variety`), if hosted here."""
         component = self._components.get(path)
@@ -586,6 +619,8 @@ class Host:
         return self._lookup(self._name_for(to))
 
     def _name_for(self, to: Address) -> str:
+        if self.tree.federation is not None and not is_within(to.path, self.tree.root.name):
+            return BRIDGE  # into a peer tree (actors/_bridge.py)
         placement = self._placement(to.path)
         if placement == "system":
             return actor_name(to.path, to.system)

@@ -23,6 +23,7 @@ from typing import Any
 import ray
 import ray.exceptions
 
+from actors._bridge import BRIDGE, BridgeActor
 from actors._host import HostActor
 from actors._naming import (
     actor_name,
@@ -135,6 +136,12 @@ class RayTree:
             starts.append(
                 handle.start.remote(root.name, root, spec.limits, spec.policy, 0, systems, None)
             )
+        if spec.federation is not None:  # supervised by Ray: restarted whenever it dies
+            bridge = BridgeActor.options(
+                name=BRIDGE, namespace=tree.namespace, lifetime="detached", max_restarts=-1
+            ).remote(spec)
+            actors.append(bridge)
+            starts.append(bridge.start.remote())
         try:
             ray.get(starts, timeout=timeout)
         except (ray.exceptions.RayError, TimeoutError) as exc:
@@ -142,6 +149,10 @@ class RayTree:
             raise TreeStartError(f"the root of {spec.name!r} did not start: {exc}") from exc
         tree._await_static(timeout, on_progress)
         return tree
+
+    def bridge(self) -> Any:
+        """The handle of the tree's federation bridge, or ``None`` (not federated, or down)."""
+        return self._get(BRIDGE)
 
     @classmethod
     def connect(cls, spec: TreeSpec) -> RayTree:

@@ -22,8 +22,10 @@ from vsm.address import check_path
 __all__ = [
     "CapabilitySpec",
     "ClientsSpec",
+    "FederationSpec",
     "LimitsSpec",
     "NodeSpec",
+    "PeerSpec",
     "Placement",
     "PolicySpec",
     "TreeSpec",
@@ -229,9 +231,103 @@ class ClientsSpec(BaseModel):
     @classmethod
     def _hex_keys(cls, keys: dict[str, str]) -> dict[str, str]:
         for key_id, public in keys.items():
-            if len(public) != 64 or any(c not in "0123456789abcdefABCDEF" for c in public):
-                raise ValueError(f"key {key_id!r}: expected 64 hex digits (an Ed25519 key)")
+            _hex_key(public, f"key {key_id!r}")
         return keys
+
+
+def _hex_key(value: str, what: str) -> str:
+    if len(value) != 64 or any(c not in "0123456789abcdefABCDEF" for c in value):
+        raise ValueError(f"{what}: expected 64 hex digits (an Ed25519 public key)")
+    return value
+
+
+def _name(value: str, what: str) -> str:
+    if "/" in value:
+        raise ValueError(f"{what} {value!r} must be one path segment (no '/')")
+    check_path(value)
+    return value
+
+
+def _prefix_name(value: str) -> str:
+    if not value or any(c in value for c in "*# "):
+        raise ValueError(f"prefix must be a non-empty name without '*', '#' or spaces: {value!r}")
+    return value
+
+
+class PeerSpec(BaseModel):
+    """Another cluster's tree this one federates with (docs/federation.md)."""
+
+    model_config = _MODEL
+
+    cluster: str = Field(description="the peer cluster's name, as its envelopes say it")
+    root: str = Field(description="the name of the peer tree's root (unique in the federation)")
+    key_id: str = Field(min_length=1, description="the key id the peer signs with")
+    public_key: str = Field(description="the peer's Ed25519 public key (64 hex digits)")
+    prefix: str = Field(description="the peer's exchange prefix: where envelopes to it go")
+    revoked: bool = Field(
+        default=False, description="refuse (dead-letter) everything signed with this key"
+    )
+
+    @field_validator("cluster", "root")
+    @classmethod
+    def _segment(cls, value: str) -> str:
+        return _name(value, "a peer's cluster or root name")
+
+    @field_validator("public_key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        return _hex_key(value, "public_key")
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not value or any(c in value for c in "*# "):
+            raise ValueError(
+                f"prefix must be a non-empty name without '*', '#' or spaces: {value!r}"
+            )
+        return value
+
+
+class FederationSpec(BaseModel):
+    """This tree as a member of a federation over RabbitMQ (docs/federation.md)."""
+
+    model_config = _MODEL
+
+    cluster: str = Field(description="this cluster's name in the federation")
+    key_id: str = Field(min_length=1, description="the key id this cluster signs with")
+    identity: str = Field(description="path of this cluster's Ed25519 private key (PEM)")
+    prefix: str = Field(description="this cluster's exchange prefix (its peers publish there)")
+    amqp_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672/", description="the broker (VSM_AMQP_URL)"
+    )
+    peers: tuple[PeerSpec, ...] = Field(default=(), description="the clusters joined")
+    algedonic_threshold: float = Field(
+        default=0.8, ge=0.0, le=1.0, description="|intensity| from which root signals cross"
+    )
+    announce_every: float = Field(
+        default=2.0, gt=0.0, le=60.0, description="seconds between registry announcements"
+    )
+
+    @field_validator("cluster")
+    @classmethod
+    def _segment(cls, value: str) -> str:
+        return _name(value, "cluster")
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return _prefix_name(value)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> FederationSpec:
+        clusters = [self.cluster, *(p.cluster for p in self.peers)]
+        prefixes = [self.prefix, *(p.prefix for p in self.peers)]
+        roots = [p.root for p in self.peers]
+        for what, names in (("cluster", clusters), ("prefix", prefixes), ("root", roots)):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"each peer needs its own {what}; named twice: {twice}")
+        return self
 
 
 class TreeSpec(BaseModel):
@@ -248,6 +344,20 @@ class TreeSpec(BaseModel):
         default=4, ge=1, le=1024, description="Ray actors hosting the `pooled` viable systems"
     )
     clients: ClientsSpec = ClientsSpec()
+    federation: FederationSpec | None = Field(
+        default=None, description="peers in other clusters, joined over RabbitMQ"
+    )
+
+    @model_validator(mode="after")
+    def _peers(self) -> TreeSpec:
+        if self.federation is not None:
+            clash = [p.cluster for p in self.federation.peers if p.root == self.root.name]
+            if clash:
+                raise ValueError(
+                    f"peer {clash[0]!r} has a root named {self.root.name!r}, like this tree's: "
+                    "roots must be unique in a federation (they name the providers)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _depth(self) -> TreeSpec:

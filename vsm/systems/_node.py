@@ -24,6 +24,10 @@ class Node:
         policy: The effective policy at start (S5 owns it afterwards).
         parent_policy: The parent's effective policy (the tree policy for a root).
         children: Child viable systems that exist now: path -> spec (S5 adds, S3 restarts).
+        peers: At a federated root, the roots of the peer trees in other clusters: each is
+            a unit for what it offers (through the bridge), and gets the algedonic signals
+            from ``federation_threshold`` on.
+        federation_threshold: The |intensity| from which a root's signals cross to peers.
     """
 
     path: str
@@ -32,6 +36,8 @@ class Node:
     policy: PolicySpec
     parent_policy: PolicySpec
     children: dict[str, NodeSpec] = field(default_factory=dict)
+    peers: tuple[str, ...] = ()
+    federation_threshold: float = 1.0
     _own: dict[SystemId, Address] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -60,3 +66,11 @@ class Node:
             return None
         child = prefix + path[len(prefix) :].split("/", 1)[0]
         return child if child in self.children else None
+
+    def unit_of(self, provider: str) -> str | None:
+        """The unit that reaches ``provider``: the child above it, or a peer root it lies in."""
+        child = self.child_of(provider)
+        if child is not None or not self.peers:
+            return child
+        top = provider.split("/", 1)[0]
+        return top if top in self.peers else None

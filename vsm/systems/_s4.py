@@ -14,7 +14,8 @@ Rules:
        adverts in all, not ``n²``, and the root's replica holds the whole tree.
     2. From the registry it tells S1 which unit offers what: a live advert whose provider lies
        under child ``c`` makes ``c`` a unit for it. Static children count from the spec on, so
-       routing works before the first gossip arrives.
+       routing works before the first gossip arrives. At a federated root, an advert of a peer
+       tree (merged from the peer's signed announcements) makes that peer's root a unit.
     3. A composite intent becomes a plan: its steps are submitted to this viable system's own
        S5 (so policy applies to each), in sequence or in parallel, and the plan completes with
        the list of step results, or fails with the first step that did not complete.
@@ -219,9 +220,9 @@ class System4:
         next_expiry = math.inf
         for advert in self.registry.adverts(_ms(now)):
             next_expiry = min(next_expiry, advert.lease_expires_ms)
-            child = node.child_of(advert.provider)
-            if child is not None:
-                units[child].add(advert.capability)
+            unit = node.unit_of(advert.provider)
+            if unit is not None:
+                units.setdefault(unit, set()).add(advert.capability)
             if advert.description:
                 descriptions.setdefault(advert.capability, advert.description)
         self._next_expiry = next_expiry
@@ -244,9 +245,9 @@ class System4:
             if advert is None or not advert.live(now_ms):
                 return self._refresh(now)
             self._next_expiry = min(self._next_expiry, advert.lease_expires_ms)
-            child = self.node.child_of(advert.provider)
-            if child is not None:
-                units.setdefault(child, set()).add(advert.capability)
+            unit = self.node.unit_of(advert.provider)
+            if unit is not None:
+                units.setdefault(unit, set()).add(advert.capability)
             if advert.description:
                 descriptions.setdefault(advert.capability, advert.description)
         return self._send_routes(units, descriptions)

@@ -19,7 +19,9 @@ Rules:
        and recorded with its reason. While S3's latest strain report is fresh (two audit
        periods), S5 holds steady: S4's spawn proposals are refused (POLICY) with S3's reason.
     5. Algedonic signals are recorded here, and forwarded to the parent's S5 while their
-       intensity reaches the parent's threshold.
+       intensity reaches the parent's threshold. A federated root sends the signals of its own
+       tree that reach the federation's threshold to its peers' roots (a peer's signal does
+       not go back out).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
-from vsm.address import SystemId, depth
+from vsm.address import SystemId, depth, is_within
 from vsm.effects import Effect, Emit, Event, Reply, Schedule, Send, Spawn
 from vsm.intents import Outcome, Refusal, Status
 from vsm.mechanisms import CircuitBreaker
@@ -295,9 +297,17 @@ class System5:
         effects: list[Effect] = [
             self._emit("algedonic", now, source=signal.source, intensity=signal.intensity)
         ]
-        parent = self.node.parent
+        node = self.node
+        parent = node.parent
         if parent is not None and abs(signal.intensity) >= self.parent_policy.algedonic_threshold:
-            effects.append(Send(to=self.node.at(SystemId.S5, parent), message=signal))
+            effects.append(Send(to=node.at(SystemId.S5, parent), message=signal))
+        elif (
+            parent is None
+            and node.peers
+            and abs(signal.intensity) >= node.federation_threshold
+            and is_within(signal.source, node.path)  # a peer's signal does not echo back
+        ):
+            effects += [Send(to=node.at(SystemId.S5, peer), message=signal) for peer in node.peers]
         return effects
 
     # ------------------------------------------------------------------ events

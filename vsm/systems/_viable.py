@@ -36,6 +36,8 @@ class ViableSystem:
         classifier: S1's classifier (optional).
         incarnation: Which start of this viable system this is (0, then one more per restart);
             hosts that restart without the old state must pass a new one.
+        peers: For a federated root: the peer trees' roots (see :class:`Node`).
+        federation_threshold: For a federated root: where its signals start to cross.
     """
 
     __slots__ = ("_by_id", "node", "s1", "s2", "s3", "s4", "s5")
@@ -50,6 +52,8 @@ class ViableSystem:
         signer: Signer | None = None,
         classifier: Classifier | None = None,
         incarnation: int = 0,
+        peers: tuple[str, ...] = (),
+        federation_threshold: float = 1.0,
     ) -> None:
         check_path(path)
         node = Node(
@@ -59,6 +63,8 @@ class ViableSystem:
             policy=parent_policy.tighten(spec.policy),
             parent_policy=parent_policy,
             children={f"{path}/{c.name}": c for c in spec.children},
+            peers=peers,
+            federation_threshold=federation_threshold,
         )
         self.node = node
         self.s5 = System5(node)  # first: it prunes static children past the depth guard
@@ -74,7 +80,8 @@ class ViableSystem:
     def root(
         cls, tree: TreeSpec, *, signer: Signer | None = None, incarnation: int = 0
     ) -> ViableSystem:
-        """The root viable system of ``tree``."""
+        """The root viable system of ``tree`` (with its federation peers, if any)."""
+        federation = tree.federation
         return cls(
             tree.root.name,
             tree.root,
@@ -82,6 +89,8 @@ class ViableSystem:
             parent_policy=tree.policy,
             signer=signer,
             incarnation=incarnation,
+            peers=tuple(p.root for p in federation.peers) if federation is not None else (),
+            federation_threshold=federation.algedonic_threshold if federation else 1.0,
         )
 
     def child(

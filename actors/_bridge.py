@@ -1,0 +1,374 @@
+"""The bridge: one supervised Ray actor per federated tree, joining it to peer trees over AMQP.
+
+The pure half is :class:`protocol.Federation` (what crosses, what is refused); this actor adds
+the broker, the replay guard, retries, and the calls into the tree's hosts.
+
+Rules:
+    1. Hosts send the bridge every message addressed into a peer tree (a path outside this
+       tree whose root is a peer's), as they send other hosts messages: ``deliver_batch``.
+       The bridge seals each (``Federation.outbound``) and queues it for its peer; what does
+       not cross is counted (``unsupported``) and dropped.
+    2. One sender per peer publishes its queue in order on the peer's exchanges (the peer's
+       prefix; publisher confirms). A publish that fails (broker away, no queue bound yet)
+       is retried every ``RETRY_EVERY`` seconds until the envelope expires: queued envelopes
+       go out after a partition heals; expired ones are counted (``expired_unsent``) and
+       dropped (the model has already answered for them: an intent's deadline fails it).
+    3. The bridge consumes its own exchanges (its prefix). Each delivery is unsealed
+       (signature, expiry, replay) and checked (``Federation.inbound``); a refusal is
+       dead-lettered with its reason and counted, and changes nothing. What is accepted is
+       delivered to the hosts of this tree; only when that call returned is the envelope
+       recorded in the replay guard and acked, so a crash in between redelivers it and the
+       model's idempotence (S5 sees an intent once, S1 ends one once) absorbs the repeat.
+    4. Every ``announce_every`` seconds the bridge reads the root's registry part for this
+       tree (a valid registry delta) and, when it changed or every ``REANNOUNCE`` rounds
+       (anti-entropy after a partition), announces it to every peer; with it goes a
+       checkpoint of the root's audit chain head, signed with the cluster's key, when the
+       chain grew.
+    5. The broker may be down at start or go away later: the bridge keeps trying to connect
+       every ``RETRY_EVERY`` seconds, and the tree runs meanwhile (remote intents fail at
+       their deadline, with the reason).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter, deque
+from typing import Any
+
+import ray
+
+from actors._naming import PREFIX, actor_name, actor_names, namespace_of, spec_at
+from protocol import (
+    AmqpTransport,
+    Envelope,
+    Identity,
+    ProtocolError,
+    ReplayError,
+    ReplayGuard,
+    TransportError,
+    replay_id,
+    unseal,
+)
+from protocol._federation import Federation, Outgoing, Refused, Unsupported, peers_of
+from vsm.address import SystemId
+from vsm.audit import Checkpoint
+from vsm.messages import Message
+from vsm.registry import RegistryDelta
+from vsm.spec import FederationSpec, TreeSpec
+
+__all__ = ["BRIDGE", "Bridge", "BridgeActor"]
+
+logger = logging.getLogger(__name__)
+
+BRIDGE = f"{PREFIX}bridge"
+"""The bridge's actor name in its tree's namespace."""
+
+RETRY_EVERY = 0.5
+"""Seconds between attempts to connect, or to publish an envelope that failed."""
+
+REANNOUNCE = 5
+"""Announcement rounds after which the registry part is announced even if unchanged."""
+
+PUBLISH_TIMEOUT = 5.0
+"""Seconds one publish may take before it is retried."""
+
+QUEUES = (("intents", "#"), ("announcements", ""), ("algedonic", "#"), ("audit", "#"))
+"""The bridge's own exchanges it consumes, with their binding patterns."""
+
+
+class Bridge:
+    """The bridge of one federated tree (see the module docstring).
+
+    Args:
+        tree: The tree's spec; ``tree.federation`` must be set.
+    """
+
+    def __init__(self, tree: TreeSpec) -> None:
+        if tree.federation is None:
+            raise ValueError(f"tree {tree.name!r} has no federation spec")
+        self.tree = tree
+        self.spec: FederationSpec = tree.federation
+        self.namespace = namespace_of(tree.name)
+        identity = Identity.load(self.spec.identity, self.spec.key_id)
+        self.identity = identity
+        self.federation = Federation(
+            self.spec.cluster, tree.root.name, identity, peers_of(self.spec.peers)
+        )
+        self.guard = ReplayGuard(max_entries=1_000_000)
+        self.counts: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter()
+        self.peer_checkpoints: dict[str, list[Any]] = {}
+        self.peer_announced: dict[str, float] = {}
+        self._own: AmqpTransport | None = None
+        self._out: dict[str, AmqpTransport] = {}
+        self._queues: dict[str, deque[Outgoing]] = {p.cluster: deque() for p in self.spec.peers}
+        self._wake: dict[str, asyncio.Event] = {p.cluster: asyncio.Event() for p in self.spec.peers}
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._handles: dict[str, Any] = {}
+        self._last_part: bytes | None = None
+        self._last_audit = -1
+        self._rounds = 0
+        self._connected = asyncio.Event()
+        with contextlib.suppress(RuntimeError):  # as a Ray actor, also after a restart
+            asyncio.get_running_loop()
+            self._start_tasks()
+
+    def __repr__(self) -> str:
+        return f"{BRIDGE}({self.spec.cluster})"
+
+    # ------------------------------------------------------------------ remote methods
+
+    async def start(self) -> None:
+        """Start connecting, consuming, sending and announcing (returns at once; idempotent)."""
+        self._start_tasks()
+
+    def _start_tasks(self) -> None:
+        if self._tasks:
+            return
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._connect()))
+        for peer in self.spec.peers:
+            self._tasks.append(loop.create_task(self._send(peer.cluster)))
+        self._tasks.append(loop.create_task(self._announce()))
+
+    async def ready(self, timeout: float = 30.0) -> bool:
+        """Whether the bridge is connected to the broker (waits up to ``timeout`` s)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        return self._connected.is_set()
+
+    async def deliver_batch(self, batch: list[tuple[str, SystemId, Message]]) -> None:
+        """Take messages the hosts address into peer trees (rule 1)."""
+        now = time.time()
+        for path, system, message in batch:
+            try:
+                outgoing = self.federation.outbound(path, system, message, now)
+            except Unsupported:
+                self.counts["unsupported"] += 1
+                continue
+            self._queue(outgoing)
+
+    async def deliver(self, path: str, system: SystemId, message: Message) -> None:
+        """One message, as :meth:`deliver_batch`."""
+        await self.deliver_batch([(path, system, message)])
+
+    async def status(self) -> dict[str, Any]:
+        """Counters, refusals by reason, queued envelopes, what peers announced and signed."""
+        return {
+            "cluster": self.spec.cluster,
+            "connected": self._connected.is_set(),
+            "counts": dict(self.counts),
+            "refused": dict(self.refused),
+            "queued": {peer: len(queue) for peer, queue in self._queues.items()},
+            "peer_announced": dict(self.peer_announced),
+            "peer_checkpoints": dict(self.peer_checkpoints),
+        }
+
+    async def ping(self) -> str:
+        """The bridge's name (a liveness check)."""
+        return repr(self)
+
+    async def close(self) -> None:
+        """Stop the tasks and close the connections."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        for transport in [self._own, *self._out.values()]:
+            if transport is not None:
+                with contextlib.suppress(Exception):
+                    await transport.close()
+
+    # ------------------------------------------------------------------ out (rules 1, 2)
+
+    def _queue(self, outgoing: Outgoing) -> None:
+        self._queues[outgoing.peer].append(outgoing)
+        self._wake[outgoing.peer].set()
+
+    async def _send(self, peer: str) -> None:
+        queue, wake = self._queues[peer], self._wake[peer]
+        while True:
+            if not queue:
+                wake.clear()
+                await wake.wait()
+                continue
+            outgoing = queue[0]
+            if outgoing.envelope.expires <= time.time():
+                queue.popleft()
+                self.counts["expired_unsent"] += 1
+                continue
+            transport = self._out.get(peer)
+            if transport is None:
+                await asyncio.sleep(RETRY_EVERY)
+                continue
+            try:
+                await asyncio.wait_for(
+                    transport.publish(outgoing.exchange, outgoing.route, outgoing.data),
+                    PUBLISH_TIMEOUT,
+                )
+            except (TransportError, TimeoutError, ConnectionError) as exc:
+                self.counts["publish_retries"] += 1
+                logger.debug("%r: publishing to %s failed (%s); retrying", self, peer, exc)
+                await asyncio.sleep(RETRY_EVERY)
+                continue
+            queue.popleft()
+            self.counts[f"sent_{outgoing.envelope.kind}"] += 1
+
+    # ------------------------------------------------------------------ connection (rule 5)
+
+    async def _connect(self) -> None:
+        url = self.spec.amqp_url
+        while self._own is None:
+            try:
+                own = await AmqpTransport.connect(
+                    url, prefix=self.spec.prefix, publish_timeout=PUBLISH_TIMEOUT
+                )
+            except (TransportError, OSError, TimeoutError) as exc:
+                self.counts["connect_retries"] += 1
+                logger.info("%r: the broker at %s is not reachable (%s)", self, url, exc)
+                await asyncio.sleep(RETRY_EVERY)
+                continue
+            self._own = own
+        for peer in self.spec.peers:
+            while peer.cluster not in self._out:
+                try:
+                    self._out[peer.cluster] = await AmqpTransport.connect(
+                        url, prefix=peer.prefix, publish_timeout=PUBLISH_TIMEOUT
+                    )
+                except (TransportError, OSError, TimeoutError):
+                    self.counts["connect_retries"] += 1
+                    await asyncio.sleep(RETRY_EVERY)
+        loop = asyncio.get_running_loop()
+        cluster = self.spec.cluster
+        for exchange, pattern in QUEUES:
+            subscription = await self._own.subscribe(
+                exchange, pattern, f"{cluster}.bridge.{exchange}", prefetch=64
+            )
+            self._tasks.append(loop.create_task(self._consume(subscription)))
+        self._connected.set()
+
+    # ------------------------------------------------------------------ in (rule 3)
+
+    async def _consume(self, subscription: Any) -> None:
+        async for delivery in subscription:
+            try:
+                envelope = unseal(delivery.data, self.federation.keys, self.guard, time.time())
+                accepted = self.federation.inbound(envelope)
+            except ReplayError as exc:
+                if exc.reason == "replayed":
+                    self.counts["replayed"] += 1
+                    await delivery.ack()
+                else:
+                    await delivery.nack(requeue=True)
+                continue
+            except ProtocolError as exc:  # Refused included: dead-lettered with the reason
+                self.refused[exc.reason] += 1
+                await delivery.dead_letter(exc.reason)
+                continue
+            try:
+                await self._apply(envelope, accepted.peer, accepted)
+            except Refused as exc:
+                self.refused[exc.reason] += 1
+                await delivery.dead_letter(exc.reason)
+                continue
+            except Exception:  # the tree is away for a moment: the envelope comes back
+                logger.warning("%r: delivering %s failed", self, envelope.id, exc_info=True)
+                self.counts["deliver_retries"] += 1
+                await asyncio.sleep(RETRY_EVERY)
+                await delivery.nack(requeue=True)
+                continue
+            self.guard.record(*replay_id(envelope))
+            await delivery.ack()
+            self.counts[f"received_{envelope.kind}"] += 1
+
+    async def _apply(self, envelope: Envelope, peer: str, accepted: Any) -> None:
+        if accepted.checkpoint is not None:
+            self._keep_checkpoint(peer, accepted.checkpoint)
+            return
+        if envelope.kind == "registry":
+            self.peer_announced[peer] = time.time()
+        by_host: dict[str, list[tuple[str, SystemId, Message]]] = {}
+        for path, system, message in accepted.messages:
+            by_host.setdefault(self._host_name(path, system), []).append((path, system, message))
+        for name, batch in by_host.items():
+            handle = self._host(name)
+            if handle is None:
+                raise RuntimeError(f"no host {name!r} for {batch[0][0]!r} is running")
+            await handle.deliver_batch.remote(batch)
+
+    def _keep_checkpoint(self, peer: str, data: dict[str, Any]) -> None:
+        try:
+            checkpoint = Checkpoint.from_data(data.get("checkpoint"))
+        except Exception as exc:
+            raise Refused("undecodable", f"{peer!r} sent a bad checkpoint: {exc}") from exc
+        if not checkpoint.verify(self.federation.keys.audit_verifier()):
+            raise Refused("bad-signature", f"{peer!r} sent a checkpoint that does not verify")
+        kept = self.peer_checkpoints.get(peer)
+        if kept is None or checkpoint.length >= kept[1]:
+            self.peer_checkpoints[peer] = checkpoint.to_data()
+
+    def _host_name(self, path: str, system: SystemId) -> str:
+        spec = spec_at(self.tree, path)
+        placement = spec.placement if spec is not None else "node"
+        if placement == "system":
+            return actor_name(path, system)
+        return actor_names(path, placement, max(self.tree.pool_size, 1))[0]
+
+    def _host(self, name: str) -> Any:
+        handle = self._handles.get(name)
+        if handle is None:
+            try:
+                handle = ray.get_actor(name, namespace=self.namespace)
+            except ValueError:
+                return None
+            self._handles[name] = handle
+        return handle
+
+    # ------------------------------------------------------------------ announcements (rule 4)
+
+    async def _announce(self) -> None:
+        root = self.tree.root.name
+        while True:
+            await asyncio.sleep(self.spec.announce_every)
+            if not self._connected.is_set():
+                continue
+            self._rounds += 1
+            try:
+                part_data, audit = await self._read_root(root)
+            except Exception:  # the root is restarting: next round
+                self._handles.clear()
+                self.counts["announce_skipped"] += 1
+                continue
+            now = time.time()
+            packed = repr(part_data).encode()
+            if packed != self._last_part or self._rounds % REANNOUNCE == 0:
+                self._last_part = packed
+                for outgoing in self.federation.announcement(
+                    RegistryDelta.from_data(part_data), now
+                ):
+                    self._queue(outgoing)
+            if audit is not None and audit[1] > self._last_audit:
+                chain, length, head = audit
+                self._last_audit = length
+                checkpoint = Checkpoint.sign(chain, length, head, now, self.identity)
+                for outgoing in self.federation.checkpoint(
+                    {"checkpoint": checkpoint.to_data()}, now
+                ):
+                    self._queue(outgoing)
+
+    async def _read_root(self, root: str) -> tuple[Any, tuple[str, int, bytes] | None]:
+        s4 = self._host(self._host_name(root, SystemId.S4))
+        s3 = self._host(self._host_name(root, SystemId.S3))
+        if s4 is None or s3 is None:
+            raise RuntimeError("the root is not running")
+        part = await s4.registry_part.remote(root)
+        audit = await s3.audit_head.remote(root)
+        return part, audit
+
+
+BridgeActor: Any = ray.remote(num_cpus=0, max_concurrency=1000)(Bridge)  # type: ignore[call-overload]
