@@ -157,9 +157,12 @@ class Bridge:
 
     async def status(self) -> dict[str, Any]:
         """Counters, refusals by reason, queued envelopes, what peers announced and signed."""
+        transports = [t for t in (self._own, *self._out.values()) if t is not None]
         return {
             "cluster": self.spec.cluster,
             "connected": self._connected.is_set(),
+            "reconnects": sum(t.statistics().reconnects for t in transports),
+            "republished": sum(t.statistics().republished for t in transports),
             "counts": dict(self.counts),
             "refused": dict(self.refused),
             "queued": {peer: len(queue) for peer, queue in self._queues.items()},

@@ -22,6 +22,7 @@ import aio_pika
 import pytest
 import ray
 
+from actors._bridge import BRIDGE, BridgeActor
 from actors._runtime import RayTree
 from actors.sdk import Client, IntentRefused
 from protocol import (
@@ -303,3 +304,33 @@ def test_remote_intents_survive_a_broker_restart(pair: Pair) -> None:
     assert len(completed) >= 25, [str(o.status) + ":" + o.detail for o in outcomes]
     replies = alpha.replies()
     assert all(replies[f"stream-{i}"] == 1 for i in range(30)), replies
+    assert bridge_status(alpha)["reconnects"] >= 1  # the restart did cut the bridge off
+
+
+def test_a_partition_fails_remote_intents_at_their_deadline_and_heals(pair: Pair) -> None:
+    """Beta's bridge goes away, then comes back.
+
+    Local work goes on; a remote intent fails at its deadline, with the reason; one sent
+    meanwhile waits in beta's queue and is served after the heal; the registries converge.
+    """
+    alpha, beta = pair.start()
+    with Client(alpha.spec.name, user="bob") as client:
+        wait_for(
+            "beta's maps in alpha",
+            lambda: "maps.sum" in {a["capability"] for a in client.registry()},
+        )
+        ray.kill(beta.bridge(), no_restart=True)
+        wait_for("beta's bridge gone", lambda: beta.bridge() is None)
+        assert client.ask("alpha.echo", params={"k": 1}, timeout=10) == {"k": 1}
+        started = time.monotonic()
+        lost = client.submit("maps.sum", params={"values": [1]}, timeout=2).outcome(timeout=20)
+        assert time.monotonic() - started < 10  # failed at its deadline, never hung
+        assert (lost.status, lost.reason) == (Status.FAILED, Refusal.DEADLINE)
+        assert "beta" in lost.detail
+        queued = client.submit("maps.sum", params={"values": [2, 3]}, timeout=60)
+        time.sleep(1.5)  # sent (and resent) into beta's queue while nobody consumes it
+        BridgeActor.options(
+            name=BRIDGE, namespace=beta.namespace, lifetime="detached", max_restarts=-1
+        ).remote(beta.spec)
+        assert queued.result(timeout=60) == 5
+    wait_for("equal registries again", lambda: root_digest(alpha) == root_digest(beta))
