@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -50,6 +52,8 @@ from vsm.spec import (
 )
 
 pytestmark = pytest.mark.amqp
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cap(name: str, kernel: str = "echo", zone: str = "default") -> CapabilitySpec:
@@ -334,3 +338,51 @@ def test_a_partition_fails_remote_intents_at_their_deadline_and_heals(pair: Pair
         ).remote(beta.spec)
         assert queued.result(timeout=60) == 5
     wait_for("equal registries again", lambda: root_digest(alpha) == root_digest(beta))
+
+
+def test_two_ray_clusters_join_over_the_broker(pair: Pair, tmp_path: Path) -> None:
+    """Beta runs in another process, with a Ray cluster of its own.
+
+    alpha uses its maps, and the two registries (each read in its own cluster) converge.
+    """
+    spec_file = tmp_path / "beta.json"
+    spec_file.write_text(pair.beta.model_dump_json())
+    with subprocess.Popen(
+        [sys.executable, "-m", "tests.ray.peer_process", str(spec_file)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "RAY_ADDRESS": ""},
+    ) as peer:
+        try:
+            _use_the_peer_cluster(pair, peer)
+        finally:
+            if peer.poll() is None:
+                peer.kill()
+
+
+def _use_the_peer_cluster(pair: Pair, peer: subprocess.Popen[str]) -> None:
+    assert peer.stdout is not None
+    assert peer.stdin is not None
+    assert peer.stdout.readline().strip() == "READY"
+    alpha = RayTree.start(pair.alpha, timeout=120)
+    pair.trees.append(alpha)
+    assert ray.get(alpha.bridge().ready.remote(30.0))
+    with Client(alpha.spec.name, user="bob") as client:
+        wait_for(
+            "beta's maps in alpha",
+            lambda: "maps.sum" in {a["capability"] for a in client.registry()},
+        )
+        assert client.ask("maps.sum", params={"values": [20, 22]}, timeout=20) == 42
+
+    def converged() -> bool:
+        peer.stdin.write("digest\n")  # type: ignore[union-attr]
+        peer.stdin.flush()  # type: ignore[union-attr]
+        theirs = json.loads(peer.stdout.readline())  # type: ignore[union-attr]
+        return bool(theirs == [bucket.hex() for bucket in root_digest(alpha)])
+
+    wait_for("equal registries across clusters", converged)
+    peer.stdin.write("stop\n")
+    peer.stdin.flush()
+    assert peer.wait(timeout=60) == 0
