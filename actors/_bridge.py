@@ -59,7 +59,7 @@ from vsm.messages import Message
 from vsm.registry import RegistryDelta
 from vsm.spec import FederationSpec, TreeSpec
 
-__all__ = ["BRIDGE", "Bridge", "BridgeActor"]
+__all__ = ["BRIDGE", "Bridge", "BridgeActor", "bridge_queue"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,11 @@ PUBLISH_TIMEOUT = 5.0
 
 QUEUES = (("intents", "#"), ("announcements", ""), ("algedonic", "#"), ("audit", "#"))
 """The bridge's own exchanges it consumes, with their binding patterns."""
+
+
+def bridge_queue(cluster: str, exchange: str) -> str:
+    """The name (after the prefix) of the queue a cluster's bridge consumes ``exchange`` by."""
+    return f"{cluster}.bridge.{exchange}"
 
 
 class Bridge:
@@ -250,7 +255,7 @@ class Bridge:
         cluster = self.spec.cluster
         for exchange, pattern in QUEUES:
             subscription = await self._own.subscribe(
-                exchange, pattern, f"{cluster}.bridge.{exchange}", prefetch=64
+                exchange, pattern, bridge_queue(cluster, exchange), prefetch=64
             )
             self._tasks.append(loop.create_task(self._consume(subscription)))
         self._connected.set()

@@ -154,6 +154,20 @@ class RayTree:
         """The handle of the tree's federation bridge, or ``None`` (not federated, or down)."""
         return self._get(BRIDGE)
 
+    def federation(self) -> dict[str, Any] | None:
+        """The bridge's status (see ``Bridge.status``); ``None`` if the tree is not federated.
+
+        Raises:
+            TreeNotRunningError: the tree is federated but its bridge is not running.
+        """
+        if self.spec.federation is None:
+            return None
+        bridge = self.bridge()
+        if bridge is None:
+            raise TreeNotRunningError(f"the bridge of {self.spec.name!r} is not running")
+        found: dict[str, Any] = ray.get(bridge.status.remote(), timeout=10)
+        return found
+
     @classmethod
     def connect(cls, spec: TreeSpec) -> RayTree:
         """A handle on the running tree of ``spec``.
@@ -318,7 +332,8 @@ class RayTree:
 
     def _ask_all(self, method: str, *args: Any) -> list[Any]:
         """Call ``method`` on every live host at once; the answers of those that answered."""
-        handles = [h for n in self.actor_names() if (h := self._get(n))]
+        names = [n for n in self.actor_names() if n != BRIDGE]  # the bridge hosts nothing
+        handles = [h for n in names if (h := self._get(n))]
         refs = [getattr(h, method).remote(*args) for h in handles]
         answers = []
         for ref in refs:

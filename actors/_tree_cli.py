@@ -330,6 +330,10 @@ def _emit(args: argparse.Namespace, data: dict[str, Any], console: Console, titl
     else:
         table = Table(title=title, show_header=False)
         for key, value in data.items():
+            if isinstance(value, dict):  # the federation: counters, not the signed heads
+                shown = {k: v for k, v in value.items() if k != "peer_checkpoints"}
+                table.add_row(key, ", ".join(f"{k}={v}" for k, v in shown.items()))
+                continue
             table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
         console.print(table)
     return EXIT_OK

@@ -20,6 +20,7 @@ from actors._model_demo import ModelReport, run_model_demo
 from actors._ray_demo import run_ray_demo
 from actors._registry_demo import DemoReport, run_registry_demo
 from actors._tree_cli import _tree_commands, run_tree_command
+from protocol import Identity, KeyFileError
 from vsm.kernels import arrays_as_lists
 
 __all__ = ["main"]
@@ -70,7 +71,35 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--loss", type=_probability, default=0.2, help="message loss rate (0.2)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (7)")
     demo.add_argument("--format", choices=("table", "json"), default="table", help="output")
+    keygen = sub.add_parser(
+        "keygen",
+        help="make an Ed25519 key for a cluster (federation) or a client",
+        description=(
+            "Write a new Ed25519 private key to PATH (PEM, mode 0600; an existing file is "
+            "refused) and print its key id and public key: a peer puts them in its "
+            "federation.peers (docs/federation.md), a tree in clients.keys."
+        ),
+    )
+    keygen.add_argument("key_id", help="the key's id (what envelopes name)")
+    keygen.add_argument("path", help="where to write the private key")
+    keygen.add_argument("--format", choices=("table", "json"), default="table", help="output")
     return parser
+
+
+def _keygen(args: argparse.Namespace, console: Console) -> int:
+    try:
+        identity = Identity.generate(args.key_id)
+        identity.save(args.path)
+    except (ValueError, KeyFileError) as exc:
+        console.print(f"[red]{exc}[/]")
+        return 2
+    public = identity.public_key_bytes().hex()
+    if args.format == "json":
+        print(json.dumps({"key_id": identity.key_id, "public_key": public, "path": args.path}))
+    else:
+        console.print(f"wrote {args.path} (private: keep it to this cluster)")
+        console.print(f'key_id = "{identity.key_id}"\npublic_key = "{public}"')
+    return 0
 
 
 def _positive(text: str) -> int:
@@ -214,6 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _model(args, console)
     if args.command == "gossip":
         return _demo(args, console)
+    if args.command == "keygen":
+        return _keygen(args, console)
     if args.command in ("up", "send", "tree", "status", "events", "rules", "down"):
         return run_tree_command(args, console)
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse guarantees a command

@@ -385,7 +385,9 @@ class Client:
         """The tree at a glance: name, namespace, viable systems, actors, outcomes so far."""
         parts = self._tree.describe()
         replies = self._tree.replies()
+        federated = {} if self.spec.federation is None else {"federation": self.federation()}
         return {
+            **federated,
             "tree": self.name,
             "namespace": self._tree.namespace,
             "viable_systems": len(parts),
@@ -394,6 +396,22 @@ class Client:
             "answered": len(replies),
             "answered_twice": sorted(i for i, n in replies.items() if n > 1),
         }
+
+    def federation(self) -> dict[str, Any] | None:
+        """The federation bridge's status, or ``None`` for a tree that is not federated.
+
+        ``{"cluster", "connected", "reconnects", "republished", "counts", "refused",
+        "queued", "peer_announced", "peer_checkpoints"}``: envelopes sent and received by
+        kind, refusals by reason (each one dead-lettered), envelopes waiting per peer, when
+        each peer last announced its registry, and each peer's latest signed audit head.
+
+        Raises:
+            NoTreeError: the tree is federated but its bridge is not running.
+        """
+        try:
+            return self._tree.federation()
+        except TreeNotRunningError as exc:
+            raise NoTreeError(str(exc)) from exc
 
     def registry(self) -> list[dict[str, Any]]:
         """The root's registry replica: every live advert, as plain data."""
@@ -567,6 +585,10 @@ class AsyncClient:
     async def events(self, since: float = 0.0) -> list[Event]:
         """As :meth:`Client.events`."""
         return await asyncio.to_thread(self._client.events, since)
+
+    async def federation(self) -> dict[str, Any] | None:
+        """See :meth:`Client.federation`."""
+        return await asyncio.to_thread(self._client.federation)
 
     async def rules(self, path: str | None = None) -> dict[str, Any]:
         """See :meth:`Client.rules`."""

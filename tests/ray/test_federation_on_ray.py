@@ -20,15 +20,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import pytest
 import ray
 
 from actors._bridge import BRIDGE, BridgeActor
+from actors._federation_kit import federate, forget_broker_state
 from actors._runtime import RayTree
 from actors.sdk import Client, IntentRefused
 from protocol import (
-    EXCHANGES,
     AmqpTransport,
     Envelope,
     Identity,
@@ -38,15 +37,15 @@ from protocol import (
     route_for,
     seal,
 )
+from vsm.address import SystemId
 from vsm.crdt import Stamp
 from vsm.intents import Intent, Refusal, Status
+from vsm.messages import Algedonic
 from vsm.registry import Advert, CapabilityRegistry
 from vsm.spec import (
     CapabilitySpec,
-    FederationSpec,
     LimitsSpec,
     NodeSpec,
-    PeerSpec,
     PolicySpec,
     TreeSpec,
 )
@@ -54,6 +53,9 @@ from vsm.spec import (
 pytestmark = pytest.mark.amqp
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+LIMITS = LimitsSpec(user_rate=1_000, user_burst=2_000, resend_every=1.0)
 
 
 def _cap(name: str, kernel: str = "echo", zone: str = "default") -> CapabilitySpec:
@@ -66,51 +68,34 @@ class Pair:
     def __init__(self, url: str, tmp: Path) -> None:
         tag = uuid.uuid4().hex[:8]
         self.url = url
-        self.prefixes = {"ca": f"vsmt-{tag}-a", "cb": f"vsmt-{tag}-b"}
-        self.ids = {c: Identity.generate(f"{c}-{tag}") for c in ("ca", "cb")}
-        for cluster, identity in self.ids.items():
-            identity.save(tmp / f"{cluster}.pem")
-        self.alpha = self._spec(tmp, tag, "ca", "alpha", "cb", "beta")
-        self.beta = self._spec(tmp, tag, "cb", "beta", "ca", "alpha")
-        self.trees: list[RayTree] = []
-
-    def _spec(
-        self, tmp: Path, tag: str, cluster: str, root: str, peer: str, peer_root: str
-    ) -> TreeSpec:
-        if root == "alpha":
-            node = NodeSpec(name="alpha", capabilities=(_cap("alpha.echo"),))
-            policy = PolicySpec(max_depth=2, zones={"bob": ("eu",)})
-        else:
-            node = NodeSpec(
+        alpha = TreeSpec(
+            name=f"fed-alpha-{tag}",
+            storage=str(tmp / "alpha.sqlite"),
+            policy=PolicySpec(max_depth=2, zones={"bob": ("eu",)}),
+            limits=LIMITS,
+            root=NodeSpec(name="alpha", capabilities=(_cap("alpha.echo"),)),
+        )
+        beta = TreeSpec(
+            name=f"fed-beta-{tag}",
+            storage=str(tmp / "beta.sqlite"),
+            policy=PolicySpec(max_depth=2, zones={"alice": ("eu",)}),
+            limits=LIMITS,
+            root=NodeSpec(
                 name="beta",
                 capabilities=(_cap("beta.secret", zone="eu"),),
                 children=(NodeSpec(name="maps", capabilities=(_cap("maps.sum", "sum"),)),),
-            )
-            policy = PolicySpec(max_depth=2, zones={"alice": ("eu",)})
-        return TreeSpec(
-            name=f"fed-{root}-{tag}",
-            storage=str(tmp / f"{root}.sqlite"),
-            policy=policy,
-            limits=LimitsSpec(user_rate=1_000, user_burst=2_000, resend_every=1.0),
-            root=node,
-            federation=FederationSpec(
-                cluster=cluster,
-                key_id=self.ids[cluster].key_id,
-                identity=str(tmp / f"{cluster}.pem"),
-                prefix=self.prefixes[cluster],
-                amqp_url=self.url,
-                announce_every=0.5,
-                peers=(
-                    PeerSpec(
-                        cluster=peer,
-                        root=peer_root,
-                        key_id=self.ids[peer].key_id,
-                        public_key=self.ids[peer].public_key_bytes().hex(),
-                        prefix=self.prefixes[peer],
-                    ),
-                ),
             ),
         )
+        self.alpha, self.beta = federate(alpha, beta, directory=tmp, url=url, tag=tag)
+        self.trees: list[RayTree] = []
+
+    def identity(self, spec: TreeSpec) -> Identity:
+        assert spec.federation is not None
+        return Identity.load(spec.federation.identity, spec.federation.key_id)
+
+    def prefix(self, spec: TreeSpec) -> str:
+        assert spec.federation is not None
+        return spec.federation.prefix
 
     def start(self) -> tuple[RayTree, RayTree]:
         for spec in (self.alpha, self.beta):
@@ -123,18 +108,7 @@ class Pair:
         for tree in self.trees:
             with contextlib.suppress(Exception):
                 tree.stop()
-        asyncio.run(self._delete())
-
-    async def _delete(self) -> None:
-        connection = await aio_pika.connect(self.url, timeout=10)
-        async with connection:
-            channel = await connection.channel()
-            for cluster, prefix in self.prefixes.items():
-                for exchange in EXCHANGES:
-                    await channel.queue_delete(f"{prefix}.{cluster}.bridge.{exchange}")
-                await channel.queue_delete(f"{prefix}.dead")
-                for exchange in [*EXCHANGES, "dead"]:
-                    await channel.exchange_delete(f"{prefix}.{exchange}")
+        asyncio.run(forget_broker_state(self.url, self.alpha, self.beta))
 
 
 @pytest.fixture
@@ -168,7 +142,8 @@ def bridge_status(tree: RayTree) -> dict[str, Any]:
 def test_a_tree_uses_a_capability_only_its_peer_offers(pair: Pair) -> None:
     """Alpha uses beta's maps, found through signed announcements; both registries converge.
 
-    beta's S5 policy holds for alpha's users.
+    beta's S5 policy holds for alpha's users; strong pain at alpha's root reaches beta's; each
+    bridge holds the other's signed audit checkpoint.
     """
     alpha, beta = pair.start()
     with Client(alpha.spec.name, user="bob") as client:
@@ -184,6 +159,9 @@ def test_a_tree_uses_a_capability_only_its_peer_offers(pair: Pair) -> None:
             "beta/maps",
         )
         assert outcome.intent_id == handle.id  # correlated back under alpha's own id
+        federation = client.status()["federation"]
+        assert federation["connected"]
+        assert federation["counts"]["sent_intent"] >= 1
         stages = [(p.stage, p.path) for p in alpha.progress(handle.id)]
         assert ("routed", "alpha") in stages  # alpha's S1 sent it to the beta unit
         assert any(path.startswith("beta") for _, path in stages)  # beta's progress came back
@@ -196,7 +174,20 @@ def test_a_tree_uses_a_capability_only_its_peer_offers(pair: Pair) -> None:
         assert "not granted zone 'eu'" in refused.value.outcome.detail
 
     wait_for("equal registries", lambda: root_digest(alpha) == root_digest(beta))
-    for tree in (alpha, beta):
+
+    # strong pain at alpha's root crosses to beta's S5; each holds the other's signed audit head
+    pain = Algedonic(source="alpha/x", intensity=-0.95, detail="a unit keeps failing")
+    ray.get(alpha.desk().deliver.remote("alpha", SystemId.S5, pain))
+    wait_for(
+        "alpha's pain at beta's S5",
+        lambda: any(
+            e.kind == "algedonic" and e.path == "beta" and e.data.get("source") == "alpha/x"
+            for e in beta.events()
+        ),
+    )
+    for tree, peer in ((alpha, "cb"), (beta, "ca")):
+        status = wait_for("a peer checkpoint", lambda t=tree: bridge_status(t)["peer_checkpoints"])
+        assert peer in status
         status = bridge_status(tree)
         assert status["refused"] == {}
         assert status["counts"]["received_registry"] >= 1
@@ -205,7 +196,7 @@ def test_a_tree_uses_a_capability_only_its_peer_offers(pair: Pair) -> None:
 def test_forged_replayed_and_expired_envelopes_change_nothing(pair: Pair) -> None:
     """Envelopes injected into alpha's exchanges: each refused with its reason, none applied."""
     alpha, beta = pair.start()
-    beta_key = pair.ids["cb"]
+    beta_key = pair.identity(pair.beta)
     stranger = Identity.generate("stranger")
     now = time.time()
 
@@ -250,7 +241,7 @@ def test_forged_replayed_and_expired_envelopes_change_nothing(pair: Pair) -> Non
     ]
 
     async def inject() -> None:
-        transport = await AmqpTransport.connect(pair.url, prefix=pair.prefixes["ca"])
+        transport = await AmqpTransport.connect(pair.url, prefix=pair.prefix(pair.alpha))
         try:
             for exchange, data in injected:
                 await transport.publish(exchange, route_for("alpha"), data)

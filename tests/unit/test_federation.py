@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from actors.cli import main
 from protocol import (
     AlgedonicBody,
     AuditBody,
@@ -291,3 +294,17 @@ def test_a_federated_root_routes_to_peer_roots_and_sends_them_its_signals() -> N
     assert not [e for e in echo if isinstance(e, Send)]
     refused = Outcome.refused("i", Status.REJECTED, Refusal.POLICY, SystemId.S5, "beta", "no")
     assert refused.path == "beta"
+
+
+def test_vsm_keygen_writes_a_private_key_and_prints_the_public_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The key file loads back to the printed public key; an existing file is refused (exit 2)."""
+    path = tmp_path / "ca.pem"
+    assert main(["keygen", "ca-key", str(path), "--format", "json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    loaded = Identity.load(path, "ca-key")
+    assert printed["public_key"] == loaded.public_key_bytes().hex()
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert main(["keygen", "ca-key", str(path)]) == 2
+    assert "already exists" in capsys.readouterr().out
