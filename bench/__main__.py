@@ -70,6 +70,10 @@ BENCHMARKS: dict[str, Benchmark] = {
         "bench.ray",
         "intents through a tree on Ray vs raw Ray calls; starting trees of 40 and 1,000",
     ),
+    "federation": Benchmark(
+        "bench.federation",
+        "intents served by a peer tree over RabbitMQ vs locally vs raw aio-pika request/reply",
+    ),
 }
 """Every benchmark, by the name ``python -m bench NAME`` takes; ``all`` runs them in order."""
 
