@@ -102,6 +102,7 @@ from vsm.errors import MalformedDataError
 from vsm.intents import Intent, Outcome, Refusal, Status
 from vsm.kernels import BUILTIN_KERNELS, run_kernel
 from vsm.messages import (
+    CancelIntent,
     ChildSpawned,
     IntentFinished,
     IntentProgress,
@@ -361,6 +362,13 @@ class Host:
     async def client_progress(self, progress: IntentProgress) -> None:
         """Progress for the client, forwarded from another host (rule 6)."""
         self._progress_to_client(progress)
+
+    async def cancel(self, intent_id: str, reason: str = "") -> None:
+        """Cancel ``intent_id`` (the desk): ``CancelIntent`` to the root's S5 (S1 rule 8)."""
+        root = self.tree.root.name
+        cancel = CancelIntent(intent_id=intent_id, reason=reason)
+        self._route(root, Address(root, SystemId.S5), cancel)
+        self._drain()
 
     async def outcome(self, intent_id: str) -> Outcome | None:
         """The outcome the desk holds for ``intent_id`` (``None`` while there is none)."""

@@ -219,6 +219,10 @@ class RayTree:
         outcome: Outcome = ray.get(self.submit(intent), timeout=timeout)
         return outcome
 
+    def cancel(self, intent_id: str, reason: str = "") -> None:
+        """Cancel ``intent_id``: it ends ``CANCELLED`` wherever it is in flight (S1 rule 8)."""
+        ray.get(self._desk().cancel.remote(intent_id, reason))
+
     def progress(self, intent_id: str) -> list[IntentProgress]:
         """The progress the desk received for ``intent_id``."""
         found: list[IntentProgress] = ray.get(self._desk().progress.remote(intent_id))

@@ -254,6 +254,21 @@ class IntentHandle:
         """
         return _settle(self.outcome(timeout))
 
+    def cancel(self, reason: str = "") -> None:
+        """Cancel the intent; a no-op once the outcome is in.
+
+        If it is still in flight, its outcome is a failure with reason ``CANCELLED``; every
+        viable system it reached (in peer trees too) ends it, and a kernel already running
+        finishes unheard.
+
+        Raises:
+            NoTreeError: the tree went away.
+        """
+        try:
+            self._tree.cancel(self.id, reason)
+        except TreeNotRunningError as exc:
+            raise NoTreeError(str(exc)) from exc
+
     def done(self) -> bool:
         """Whether the outcome is in."""
         ready, _ = ray.wait([self._ref], timeout=0)
@@ -517,6 +532,10 @@ class AsyncIntentHandle:
     async def result(self, timeout: float | None = None) -> Any:
         """As :meth:`IntentHandle.result`."""
         return _settle(await self.outcome(timeout))
+
+    async def cancel(self, reason: str = "") -> None:
+        """See :meth:`IntentHandle.cancel`."""
+        await asyncio.to_thread(self._handle.cancel, reason)
 
     async def stream(self, poll: float = 0.1) -> AsyncIterator[IntentProgress]:
         """As :meth:`IntentHandle.stream`."""

@@ -43,7 +43,7 @@ from protocol.errors import DecodeError
 from vsm.address import SystemId
 from vsm.crdt import Stamp
 from vsm.intents import Intent, Outcome, Refusal, Status
-from vsm.messages import Algedonic, IntentProgress
+from vsm.messages import Algedonic, CancelIntent, IntentProgress
 from vsm.registry import RegistryDelta
 
 __all__ = [
@@ -54,6 +54,7 @@ __all__ = [
     "AlgedonicBody",
     "AuditBody",
     "Body",
+    "CancelBody",
     "Causality",
     "Envelope",
     "IntentBody",
@@ -162,6 +163,7 @@ RefusalName = Literal[
     "deadline",
     "unit_failed",
     "unit_lost",
+    "cancelled",
 ]
 SystemName = Literal["S1", "S2", "S3", "S4", "S5"]
 
@@ -367,13 +369,35 @@ class AuditBody(BaseModel):
     checkpoint: PlainMap
 
 
+class CancelBody(BaseModel):
+    """The requester cancels an intent (``CancelIntent``).
+
+    Added in a minor change (a new kind): receivers first, see docs/protocol.md.
+    """
+
+    model_config = _STRICT
+
+    kind: Literal["cancel"] = "cancel"
+    intent_id: Name
+    reason: Annotated[str, StringConstraints(max_length=1024)] = ""
+
+    @classmethod
+    def of(cls, cancel: CancelIntent) -> CancelBody:
+        """The body of ``cancel``."""
+        return cls(intent_id=cancel.intent_id, reason=cancel.reason)
+
+    def cancel(self) -> CancelIntent:
+        """The ``CancelIntent`` it carries."""
+        return CancelIntent(intent_id=self.intent_id, reason=self.reason)
+
+
 Body = Annotated[
-    IntentBody | OutcomeBody | ProgressBody | RegistryBody | AlgedonicBody | AuditBody,
+    IntentBody | OutcomeBody | ProgressBody | RegistryBody | AlgedonicBody | AuditBody | CancelBody,
     Field(discriminator="kind"),
 ]
 """Every body an envelope may carry, discriminated by ``kind``."""
 
-Kind = Literal["intent", "outcome", "progress", "registry", "algedonic", "audit"]
+Kind = Literal["intent", "outcome", "progress", "registry", "algedonic", "audit", "cancel"]
 
 
 # ---------------------------------------------------------------- the envelope
@@ -424,7 +448,13 @@ class Envelope(BaseModel):
         *,
         sender: Sender,
         recipient: str,
-        body: IntentBody | OutcomeBody | ProgressBody | RegistryBody | AlgedonicBody | AuditBody,
+        body: IntentBody
+        | OutcomeBody
+        | ProgressBody
+        | RegistryBody
+        | AlgedonicBody
+        | AuditBody
+        | CancelBody,
         hlc: Stamp,
         now: float,
         ttl: float,

@@ -11,12 +11,13 @@ adds the broker, the replay guard and the retries.
 Rules:
     1. Out: ``SubmitIntent`` to a peer's S5 → an ``intent`` envelope (ttl: the intent's
        deadline); ``IntentFinished`` and ``IntentProgress`` to a peer's S1 → ``outcome`` and
-       ``progress`` envelopes correlated by intent id; ``Algedonic`` to a peer's S5 → an
-       ``algedonic`` envelope. Anything else addressed into a peer tree does not cross
-       (:class:`Unsupported`). Every envelope is signed by this cluster's key, sent to the
-       peer's exchanges (its prefix) routed by recipient path, and carries a W3C
-       ``traceparent`` whose trace id derives from the intent id: one intent, one trace, in
-       every cluster it visits.
+       ``progress`` envelopes correlated by intent id; ``CancelIntent`` to a peer's S5 → a
+       ``cancel`` envelope; ``Algedonic`` to a peer's S5 → an ``algedonic`` envelope.
+       Anything else addressed into a peer tree does not cross (:class:`Unsupported`). Every
+       envelope is signed by this cluster's key, sent to the peer's exchanges (its prefix)
+       routed by recipient path; those about an intent carry a W3C ``traceparent`` whose
+       trace id derives from the intent id: one intent, one trace, in every cluster it
+       visits.
     2. In: an envelope is taken only when its key belongs to a declared peer, its sender is
        that peer's cluster and lies in that peer's tree, and its recipient lies in this tree;
        else :class:`Refused`, with a reason code for the dead-letter header.
@@ -41,6 +42,7 @@ from protocol._codec import seal
 from protocol._envelope import (
     AlgedonicBody,
     AuditBody,
+    CancelBody,
     Causality,
     Envelope,
     IntentBody,
@@ -58,6 +60,7 @@ from vsm.crdt import HLC
 from vsm.intents import Intent, Outcome
 from vsm.messages import (
     Algedonic,
+    CancelIntent,
     IntentFinished,
     IntentProgress,
     Message,
@@ -231,6 +234,17 @@ class Federation:
                     trace=intent_id,
                     meta={"system": system.name},
                 )
+            case CancelIntent(intent_id=intent_id) as cancel if system is SystemId.S5:
+                return self._seal(
+                    peer,
+                    "intents",
+                    path,
+                    CancelBody.of(cancel),
+                    now,
+                    DEFAULT_TTL,
+                    correlation=intent_id,
+                    trace=intent_id,
+                )
             case Algedonic() as signal if system is SystemId.S5:
                 signal_body = AlgedonicBody.of(signal)
                 return self._seal(peer, "algedonic", path, signal_body, now, DEFAULT_TTL)
@@ -336,6 +350,9 @@ class Federation:
             reply = _system(envelope.meta.get("reply", "S1"))
             submit = SubmitIntent(intent=local, reply_to=Address(sender.path, reply))
             return Inbound(peer.cluster, ((to, SystemId.S5, submit),))
+        if isinstance(body, CancelBody):
+            cancel = CancelIntent(intent_id=f"{peer.cluster}:{body.intent_id}", reason=body.reason)
+            return Inbound(peer.cluster, ((to, SystemId.S5, cancel),))
         system = _system(envelope.meta.get("system", "S1"))
         if isinstance(body, OutcomeBody):
             return Inbound(peer.cluster, ((to, system, IntentFinished(outcome=body.outcome())),))

@@ -38,6 +38,7 @@ class Refusal(StrEnum):
     DEADLINE = "deadline"  # S1: the deadline passed before an outcome
     UNIT_FAILED = "unit_failed"  # S1: the unit (kernel or child) failed it
     UNIT_LOST = "unit_lost"  # S1: the unit died and no healthy unit could take it
+    CANCELLED = "cancelled"  # S1: the requester cancelled it before it ended
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

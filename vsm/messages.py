@@ -22,6 +22,7 @@ __all__ = [
     "AuditProbe",
     "AuditReport",
     "AuditTick",
+    "CancelIntent",
     "ChildSpawned",
     "ChildStarted",
     "ClaimDecided",
@@ -438,6 +439,19 @@ class PatchRules:
 
 
 @record
+class CancelIntent:
+    """To S5, then S1: the requester cancels ``intent_id`` (see S1 rule 8).
+
+    S5 passes it to its S1; S1 ends the intent (``CANCELLED``) if it is in flight there and
+    passes the cancel on to the unit serving it, so it travels down the tree and across
+    clusters as far as the intent went.
+    """
+
+    intent_id: str
+    reason: str = ""
+
+
+@record
 class Watch:
     """From S3 to the other Systems: whether S3 runs rules, so their events must reach it.
 
@@ -494,5 +508,6 @@ Message = (
     | EventsObserved
     | PatchRules
     | Watch
+    | CancelIntent
 )
 """Every message a System handles."""

@@ -83,7 +83,15 @@ class Pair:
             root=NodeSpec(
                 name="beta",
                 capabilities=(_cap("beta.secret", zone="eu"),),
-                children=(NodeSpec(name="maps", capabilities=(_cap("maps.sum", "sum"),)),),
+                children=(
+                    NodeSpec(
+                        name="maps",
+                        capabilities=(
+                            _cap("maps.sum", "sum"),
+                            CapabilitySpec(name="maps.tunnel", kernel="tunnel", cpus=1),
+                        ),
+                    ),
+                ),
             ),
         )
         self.alpha, self.beta = federate(alpha, beta, directory=tmp, url=url, tag=tag)
@@ -377,3 +385,40 @@ def _use_the_peer_cluster(pair: Pair, peer: subprocess.Popen[str]) -> None:
     peer.stdin.write("stop\n")
     peer.stdin.flush()
     assert peer.wait(timeout=60) == 0
+
+
+def test_a_cancel_reaches_the_peer_tree(pair: Pair) -> None:
+    """A remote intent cancelled while beta works on it.
+
+    CANCELLED at once for the client, one outcome; beta's viable systems end it too, and the
+    kernel's late result is dropped.
+    """
+    alpha, beta = pair.start()
+    lattice = {"cells": 50, "barrier_height": 1.0, "barrier_width": 0.3, "well_width": 0.5}
+    params = {"lattice": lattice, "e_min": 0.05, "e_max": 5.0, "points": 1_000_000}
+    with Client(alpha.spec.name, user="bob") as client:
+        wait_for(
+            "beta's tunnel in alpha",
+            lambda: "maps.tunnel" in {a["capability"] for a in client.registry()},
+        )
+        handle = client.submit("maps.tunnel", params=params, timeout=60)
+        wait_for(
+            "the intent routed inside beta",
+            lambda: any(p.path.startswith("beta") for p in alpha.progress(handle.id)),
+        )
+        handle.cancel("no longer needed")
+        outcome = handle.outcome(timeout=20)
+        assert (outcome.status, outcome.reason) == (Status.FAILED, Refusal.CANCELLED)
+        assert outcome.detail == "cancelled by the requester: no longer needed"
+    wait_for(
+        "beta ended it as cancelled",
+        lambda: any(
+            e.kind == "intent.failed"
+            and e.data.get("intent") == f"ca:{handle.id}"
+            and e.data.get("reason") == "cancelled"
+            for e in beta.events()
+        ),
+    )
+    time.sleep(2.0)  # the kernel's result comes back, and is dropped
+    assert alpha.replies()[handle.id] == 1
+    assert bridge_status(beta)["counts"]["received_cancel"] == 1

@@ -30,6 +30,7 @@ from vsm.effects import Send
 from vsm.intents import Intent, Outcome, Refusal, Status
 from vsm.messages import (
     Algedonic,
+    CancelIntent,
     Heartbeat,
     IntentFinished,
     IntentProgress,
@@ -308,3 +309,18 @@ def test_vsm_keygen_writes_a_private_key_and_prints_the_public_one(
     assert path.stat().st_mode & 0o777 == 0o600
     assert main(["keygen", "ca-key", str(path)]) == 2
     assert "already exists" in capsys.readouterr().out
+
+
+def test_a_cancel_crosses_under_the_peers_name_for_the_intent() -> None:
+    """Alpha cancels i-1 at beta: beta's S5 gets CancelIntent for ca:i-1, same trace."""
+    a, b = pair()
+    out, inbound = across(a, b, "beta", SystemId.S5, CancelIntent(intent_id="i-1", reason="stop"))
+    assert (out.exchange, out.envelope.kind, out.envelope.correlation_id) == (
+        "intents",
+        "cancel",
+        "i-1",
+    )
+    assert out.envelope.causality.traceparent == traceparent_of("i-1")
+    assert inbound.messages == (
+        ("beta", SystemId.S5, CancelIntent(intent_id="ca:i-1", reason="stop")),
+    )

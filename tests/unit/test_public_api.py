@@ -219,6 +219,7 @@ EXPECTED_ALL = {
         "AuditBody",
         "AuditVerifier",
         "Body",
+        "CancelBody",
         "Causality",
         "ConsumeStatistics",
         "DeadLetter",

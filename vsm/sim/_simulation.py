@@ -44,6 +44,7 @@ from vsm.intents import Intent, Outcome, Refusal, Status
 from vsm.kernels import BUILTIN_KERNELS, Kernel, run_kernel
 from vsm.messages import (
     Algedonic,
+    CancelIntent,
     IntentFinished,
     IntentProgress,
     KernelFinished,
@@ -144,6 +145,11 @@ class Simulation:
             background=False,
         )
         return intent.id
+
+    def cancel(self, intent_id: str, reason: str = "") -> None:
+        """Cancel ``intent_id``: ``CancelIntent`` to the root's S5 now (S1 rule 8)."""
+        message = CancelIntent(intent_id=intent_id, reason=reason)
+        self._push(self.now, Address(self.root, SystemId.S5), message, False)
 
     def patch_policy(self, path: str, policy: PolicySpec) -> None:
         """Send a policy patch to the S5 of ``path``."""

@@ -18,6 +18,10 @@ Rules:
     6. Progress streams back: each routing step sends ``IntentProgress`` to the requester, and
        progress from a child is passed up while the intent is in flight here.
     7. S3* audits reach S1 directly (``AuditProbe``), bypassing S2.
+    8. A cancel (``CancelIntent``, through S5) ends an intent in flight here as ``CANCELLED``
+       at once, and goes on to the unit serving it (a child's or a peer's S5), so every
+       viable system the intent reached ends it too; the unit's late answer is dropped
+       (rule 1). A kernel already running runs to its end; its result is dropped.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from vsm.messages import (
     Assign,
     AuditProbe,
     AuditReport,
+    CancelIntent,
     ChildSpawned,
     ClaimDecided,
     Coordinate,
@@ -192,6 +197,8 @@ class System1:
                 return self._finish(intent_id, outcome, now)
             case UnitDown(unit=unit):
                 return self._unit_down(unit, now)
+            case CancelIntent(intent_id=intent_id, reason=reason):
+                return self._cancel(intent_id, reason, message, now)
             case Resend(intent_id=intent_id):
                 flight = self._flights.get(intent_id)
                 if flight is None or flight.unit is None or flight.unit == LOCAL:
@@ -395,6 +402,22 @@ class System1:
                 unit=flight.unit if flight.unit not in (None, HANDED_OFF) else None,
             )
         )
+        return effects
+
+    def _cancel(
+        self, intent_id: str, reason: str, message: CancelIntent, now: float
+    ) -> list[Effect]:
+        flight = self._flights.get(intent_id)
+        if flight is None:
+            return []
+        unit = flight.unit
+        detail = "cancelled by the requester" + (f": {reason}" if reason else "")
+        outcome = Outcome.refused(
+            intent_id, Status.FAILED, Refusal.CANCELLED, SystemId.S1, self.node.path, detail
+        )
+        effects = self._finish(intent_id, outcome, now)
+        if unit is not None and unit not in (LOCAL, HANDED_OFF):
+            effects.append(Send(to=self.node.at(SystemId.S5, unit), message=message))
         return effects
 
     def _unit_down(self, unit: str, now: float) -> list[Effect]:

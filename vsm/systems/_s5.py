@@ -35,6 +35,7 @@ from vsm.intents import Outcome, Refusal, Status
 from vsm.mechanisms import CircuitBreaker
 from vsm.messages import (
     Algedonic,
+    CancelIntent,
     ChildSpawned,
     ChildStarted,
     Dispatch,
@@ -105,6 +106,8 @@ class System5:
         match message:
             case SubmitIntent():
                 return self._submit(message, now)
+            case CancelIntent():
+                return [Send(to=self.node.at(SystemId.S1), message=message)]
             case Started():
                 return [*self._start_children(now), self._policy_tick()]
             case PolicyTick():
