@@ -8,17 +8,20 @@ Rules:
        tree whose root is a peer's), as they send other hosts messages: ``deliver_batch``.
        The bridge seals each (``Federation.outbound``) and queues it for its peer; what does
        not cross is counted (``unsupported``) and dropped.
-    2. One sender per peer publishes its queue in order on the peer's exchanges (the peer's
-       prefix; publisher confirms). A publish that fails (broker away, no queue bound yet)
-       is retried every ``RETRY_EVERY`` seconds until the envelope expires: queued envelopes
-       go out after a partition heals; expired ones are counted (``expired_unsent``) and
-       dropped (the model has already answered for them: an intent's deadline fails it).
-    3. The bridge consumes its own exchanges (its prefix). Each delivery is unsealed
-       (signature, expiry, replay) and checked (``Federation.inbound``); a refusal is
-       dead-lettered with its reason and counted, and changes nothing. What is accepted is
-       delivered to the hosts of this tree; only when that call returned is the envelope
-       recorded in the replay guard and acked, so a crash in between redelivers it and the
-       model's idempotence (S5 sees an intent once, S1 ends one once) absorbs the repeat.
+    2. One sender per peer publishes its queue on the peer's exchanges (the peer's prefix;
+       publisher confirms), up to ``SEND_WINDOW`` at a time in queue order, awaiting their
+       confirms together. A publish that fails (broker away, no queue bound yet) goes back to
+       the front and is retried every ``RETRY_EVERY`` seconds until the envelope expires:
+       queued envelopes go out after a partition heals; expired ones are counted
+       (``expired_unsent``) and dropped (the model has already answered for them: an
+       intent's deadline fails it). Order is not promised: the model needs none.
+    3. The bridge consumes its own exchanges (its prefix), up to the prefetch of deliveries
+       at once. Each delivery is unsealed (signature, expiry, replay) and checked
+       (``Federation.inbound``); a refusal is dead-lettered with its reason and counted, and
+       changes nothing. What is accepted is delivered to the hosts of this tree; only when
+       that call returned is the envelope recorded in the replay guard and acked, so a crash
+       in between redelivers it and the model's idempotence (S5 sees an intent once, S1 ends
+       one once) absorbs the repeat. A redelivery of an envelope still being handled waits.
     4. Every ``announce_every`` seconds the bridge reads the root's registry part for this
        tree (a valid registry delta) and, when it changed or every ``REANNOUNCE`` rounds
        (anti-entropy after a partition), announces it to every peer; with it goes a
@@ -75,6 +78,9 @@ REANNOUNCE = 5
 PUBLISH_TIMEOUT = 5.0
 """Seconds one publish may take before it is retried."""
 
+SEND_WINDOW = 128
+"""Envelopes a peer's sender publishes at once, awaiting their confirms together."""
+
 QUEUES = (("intents", "#"), ("announcements", ""), ("algedonic", "#"), ("audit", "#"))
 """The bridge's own exchanges it consumes, with their binding patterns."""
 
@@ -113,6 +119,7 @@ class Bridge:
         self._wake: dict[str, asyncio.Event] = {p.cluster: asyncio.Event() for p in self.spec.peers}
         self._tasks: list[asyncio.Task[Any]] = []
         self._handles: dict[str, Any] = {}
+        self._handling: set[str] = set()
         self._last_part: bytes | None = None
         self._last_audit = -1
         self._rounds = 0
@@ -205,27 +212,41 @@ class Bridge:
                 wake.clear()
                 await wake.wait()
                 continue
-            outgoing = queue[0]
-            if outgoing.envelope.expires <= time.time():
-                queue.popleft()
-                self.counts["expired_unsent"] += 1
-                continue
             transport = self._out.get(peer)
             if transport is None:
                 await asyncio.sleep(RETRY_EVERY)
                 continue
-            try:
-                await asyncio.wait_for(
-                    transport.publish(outgoing.exchange, outgoing.route, outgoing.data),
-                    PUBLISH_TIMEOUT,
-                )
-            except (TransportError, TimeoutError, ConnectionError) as exc:
-                self.counts["publish_retries"] += 1
-                logger.debug("%r: publishing to %s failed (%s); retrying", self, peer, exc)
+            now = time.time()
+            batch: list[Outgoing] = []
+            while queue and len(batch) < SEND_WINDOW:
+                outgoing = queue.popleft()
+                if outgoing.envelope.expires <= now:
+                    self.counts["expired_unsent"] += 1
+                else:
+                    batch.append(outgoing)
+            results = await asyncio.gather(
+                *(self._publish(transport, outgoing) for outgoing in batch),
+                return_exceptions=True,
+            )
+            failed = []
+            for outgoing, result in zip(batch, results, strict=True):
+                if isinstance(result, TransportError | TimeoutError | ConnectionError):
+                    failed.append(outgoing)
+                elif isinstance(result, BaseException):  # not the broker's doing: never sendable
+                    logger.error("%r: cannot publish %s: %r", self, outgoing.envelope.id, result)
+                    self.counts["publish_errors"] += 1
+                else:
+                    self.counts[f"sent_{outgoing.envelope.kind}"] += 1
+            if failed:
+                queue.extendleft(reversed(failed))  # back in front, in their order
+                self.counts["publish_retries"] += len(failed)
                 await asyncio.sleep(RETRY_EVERY)
-                continue
-            queue.popleft()
-            self.counts[f"sent_{outgoing.envelope.kind}"] += 1
+
+    @staticmethod
+    async def _publish(transport: AmqpTransport, outgoing: Outgoing) -> None:
+        await asyncio.wait_for(
+            transport.publish(outgoing.exchange, outgoing.route, outgoing.data), PUBLISH_TIMEOUT
+        )
 
     # ------------------------------------------------------------------ connection (rule 5)
 
@@ -263,36 +284,51 @@ class Bridge:
     # ------------------------------------------------------------------ in (rule 3)
 
     async def _consume(self, subscription: Any) -> None:
+        """Take deliveries concurrently (at most the prefetch are unsettled at once)."""
+        loop = asyncio.get_running_loop()
+        running: set[asyncio.Task[None]] = set()
         async for delivery in subscription:
-            try:
-                envelope = unseal(delivery.data, self.federation.keys, self.guard, time.time())
-                accepted = self.federation.inbound(envelope)
-            except ReplayError as exc:
-                if exc.reason == "replayed":
-                    self.counts["replayed"] += 1
-                    await delivery.ack()
-                else:
-                    await delivery.nack(requeue=True)
-                continue
-            except ProtocolError as exc:  # Refused included: dead-lettered with the reason
-                self.refused[exc.reason] += 1
-                await delivery.dead_letter(exc.reason)
-                continue
-            try:
-                await self._apply(envelope, accepted.peer, accepted)
-            except Refused as exc:
-                self.refused[exc.reason] += 1
-                await delivery.dead_letter(exc.reason)
-                continue
-            except Exception:  # the tree is away for a moment: the envelope comes back
-                logger.warning("%r: delivering %s failed", self, envelope.id, exc_info=True)
-                self.counts["deliver_retries"] += 1
-                await asyncio.sleep(RETRY_EVERY)
+            task = loop.create_task(self._take(delivery))
+            running.add(task)
+            task.add_done_callback(running.discard)
+
+    async def _take(self, delivery: Any) -> None:
+        try:
+            envelope = unseal(delivery.data, self.federation.keys, self.guard, time.time())
+            accepted = self.federation.inbound(envelope)
+        except ReplayError as exc:
+            if exc.reason == "replayed":
+                self.counts["replayed"] += 1
+                await delivery.ack()
+            else:
                 await delivery.nack(requeue=True)
-                continue
-            self.guard.record(*replay_id(envelope))
-            await delivery.ack()
-            self.counts[f"received_{envelope.kind}"] += 1
+            return
+        except ProtocolError as exc:  # Refused included: dead-lettered with the reason
+            self.refused[exc.reason] += 1
+            await delivery.dead_letter(exc.reason)
+            return
+        if envelope.id in self._handling:  # a redelivery of one being handled: later
+            await asyncio.sleep(RETRY_EVERY)
+            await delivery.nack(requeue=True)
+            return
+        self._handling.add(envelope.id)
+        try:
+            await self._apply(envelope, accepted.peer, accepted)
+        except Refused as exc:
+            self.refused[exc.reason] += 1
+            await delivery.dead_letter(exc.reason)
+            return
+        except Exception:  # the tree is away for a moment: the envelope comes back
+            logger.warning("%r: delivering %s failed", self, envelope.id, exc_info=True)
+            self.counts["deliver_retries"] += 1
+            await asyncio.sleep(RETRY_EVERY)
+            await delivery.nack(requeue=True)
+            return
+        finally:
+            self._handling.discard(envelope.id)
+        self.guard.record(*replay_id(envelope))
+        await delivery.ack()
+        self.counts[f"received_{envelope.kind}"] += 1
 
     async def _apply(self, envelope: Envelope, peer: str, accepted: Any) -> None:
         if accepted.checkpoint is not None:

@@ -125,6 +125,11 @@ CLIENT_GRACE = 5.0
 """Seconds past an intent's deadline before the desk answers it with a deadline refusal."""
 CHECKPOINT_EVERY = 2.0
 """Seconds between checkpoint rounds; a round saves only the components that changed."""
+MAX_CONCURRENCY = 100_000
+"""Calls a host runs at once. Every client waiting at the desk holds one until its outcome;
+with Ray's default (1,000), a thousand pipelined intents would leave no room for the calls
+that bring their outcomes back (the federation bridge's, a child's)."""
+
 MAX_EVENTS = 10_000
 MAX_PROGRESS = 10_000
 """Intents whose progress the desk keeps (the newest)."""
@@ -935,5 +940,5 @@ class Host:
         return self._handle_for(Address(self.tree.root.name, SystemId.S5))
 
 
-HostActor: Any = ray.remote(num_cpus=0, max_restarts=0, max_concurrency=1000)(Host)  # type: ignore[call-overload]
+HostActor: Any = ray.remote(num_cpus=0, max_restarts=0, max_concurrency=MAX_CONCURRENCY)(Host)  # type: ignore[call-overload]
 """The Ray actor class of :class:`Host`: a control actor (``num_cpus=0``)."""

@@ -158,13 +158,14 @@ def run(quick: bool) -> Report:
             alpha = trees[0]
             for tree in trees:
                 check(bool(ray.get(tree.bridge().ready.remote(30.0))), "the bridge connected")
+            ids = itertools.count()
             deadline = time.monotonic() + 60
-            while alpha.ask(Intent(id="probe", capability="maps.sum", user="u")).status is not (
-                Status.COMPLETED
+            while (
+                alpha.ask(Intent(id=f"probe{next(ids)}", capability="maps.sum", user="u")).status
+                is not Status.COMPLETED
             ):
                 check(time.monotonic() < deadline, "beta's maps became reachable from alpha")
                 time.sleep(0.5)
-            ids = itertools.count()
             remote: list[float] = []
             local: list[float] = []
             raw: list[float] = []
