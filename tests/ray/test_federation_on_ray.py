@@ -264,7 +264,13 @@ def test_forged_replayed_and_expired_envelopes_change_nothing(pair: Pair) -> Non
         "foreign-write": 1,
         "undecodable": 1,
     }
-    wait_for("every injected envelope settled", lambda: bridge_status(alpha)["refused"] == expected)
+    wait_for(
+        "every injected envelope settled",
+        lambda: (
+            bridge_status(alpha)["refused"] == expected
+            and bridge_status(alpha)["counts"].get("replayed") == 1
+        ),
+    )
     status = bridge_status(alpha)
     assert status["counts"]["replayed"] == 1
     assert status["counts"]["received_intent"] == 1  # only the legit one, once
