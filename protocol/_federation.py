@@ -15,9 +15,9 @@ Rules:
        ``cancel`` envelope; ``Algedonic`` to a peer's S5 → an ``algedonic`` envelope.
        Anything else addressed into a peer tree does not cross (:class:`Unsupported`). Every
        envelope is signed by this cluster's key, sent to the peer's exchanges (its prefix)
-       routed by recipient path; those about an intent carry a W3C ``traceparent`` whose
-       trace id derives from the intent id: one intent, one trace, in every cluster it
-       visits.
+       routed by recipient path, and carries a W3C ``traceparent``: for those about an
+       intent its trace id derives from the intent id (one intent, one trace, in every
+       cluster it visits); any other starts a trace of its own.
     2. In: an envelope is taken only when its key belongs to a declared peer, its sender is
        that peer's cluster and lies in that peer's tree, and its recipient lies in this tree;
        else :class:`Refused`, with a reason code for the dead-letter header.
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -300,7 +301,8 @@ class Federation:
             now=now,
             ttl=ttl if math.isfinite(ttl) else DEFAULT_TTL,
             correlation_id=correlation,
-            causality=Causality(traceparent=traceparent_of(trace)) if trace else None,
+            # an envelope about no intent starts a trace of its own
+            causality=Causality(traceparent=traceparent_of(trace or uuid.uuid4().hex)),
             meta=meta,
         )
         return Outgoing(

@@ -193,6 +193,7 @@ def test_signals_cross_from_the_peers_tree_only_and_checkpoints_are_kept() -> No
         a.inbound(echo)
     assert refused.value.reason == "foreign-path"
     (out,) = b.checkpoint({"checkpoint": [1, 2]}, NOW)
+    assert out.envelope.causality.traceparent is not None  # every envelope carries one
     kept = a.inbound(unseal(out.data, a.keys, ReplayGuard(), NOW))
     assert kept.checkpoint == {"checkpoint": [1, 2]}
     assert kept.messages == ()
