@@ -43,7 +43,7 @@ from typing import Any
 
 import ray
 
-from actors._naming import PREFIX, actor_name, actor_names, namespace_of, spec_at
+from actors._naming import PREFIX, host_in, namespace_of
 from protocol import (
     AmqpTransport,
     Envelope,
@@ -357,11 +357,7 @@ class Bridge:
             self.peer_checkpoints[peer] = checkpoint.to_data()
 
     def _host_name(self, path: str, system: SystemId) -> str:
-        spec = spec_at(self.tree, path)
-        placement = spec.placement if spec is not None else "node"
-        if placement == "system":
-            return actor_name(path, system)
-        return actor_names(path, placement, max(self.tree.pool_size, 1))[0]
+        return host_in(self.tree, path, system, max(self.tree.pool_size, 1))
 
     def _host(self, name: str) -> Any:
         handle = self._handles.get(name)

@@ -70,6 +70,7 @@ from actors._kernels import KernelRunner
 from actors._naming import (
     PREFIX,
     actor_name,
+    host_name,
     namespace_of,
     pool_index,
     pool_name,
@@ -634,12 +635,7 @@ class Host:
     def _name_for(self, to: Address) -> str:
         if self.tree.federation is not None and not is_within(to.path, self.tree.root.name):
             return BRIDGE  # into a peer tree (actors/_bridge.py)
-        placement = self._placement(to.path)
-        if placement == "system":
-            return actor_name(to.path, to.system)
-        if placement == "pooled":
-            return pool_name(pool_index(to.path, self.pool_size))
-        return actor_name(to.path)
+        return host_name(to.path, to.system, self._placement(to.path), self.pool_size)
 
     def _lookup(self, name: str) -> Any:
         handle = self._handles.get(name)

@@ -14,7 +14,9 @@ Rules:
        tunnels, average frequency, utilisation histogram).
     4. The monitor reads Ray's cluster and available resources when Ray is initialised, the
        OS (cores, load average, ``/proc/meminfo``) otherwise; a reading is reused for
-       ``READ_EVERY`` seconds, since asking the GCS costs a round trip.
+       ``READ_EVERY`` seconds, since asking the GCS costs a round trip. The runner waits for
+       the first reading only: an older one splits the work while a fresh one is read in
+       the background, so no intent waits on the GCS.
 """
 
 from __future__ import annotations
@@ -83,20 +85,12 @@ class ResourceMonitor:
         if source not in ("auto", "ray", "os"):
             raise ValueError(f"source must be 'auto', 'ray' or 'os', got {source!r}")
         self.source = source
-        self._last: tuple[float, ResourceMetrics] | None = None
 
     def read(self) -> ResourceMetrics:
         """A fresh reading (may block on the GCS: call it off the event loop)."""
         if self.source == "ray" or (self.source == "auto" and ray.is_initialized()):
             return self._from_ray()
         return self._from_os()
-
-    def cached(self) -> ResourceMetrics:
-        """The reading of the last ``READ_EVERY`` seconds, or a fresh one."""
-        now = time.monotonic()
-        if self._last is None or now - self._last[0] > READ_EVERY:
-            self._last = (now, self.read())
-        return self._last[1]
 
     @staticmethod
     def _from_ray() -> ResourceMetrics:
@@ -134,6 +128,25 @@ class KernelRunner:
     ) -> None:
         self.monitor = monitor or ResourceMonitor()
         self.controller = TunnelController(config or TunnelConfig())
+        self._reading: tuple[float, ResourceMetrics] | None = None
+        self._refreshing: asyncio.Task[None] | None = None
+        self._chunk_tasks: dict[float, Any] = {}  # cpus -> chunk_task with those options
+
+    async def _metrics(self) -> ResourceMetrics:
+        """The latest reading; a stale one starts a fresh read in the background (rule 4)."""
+        reading = self._reading
+        if reading is None:
+            await self._refresh()
+            assert self._reading is not None
+            return self._reading[1]
+        stale = time.monotonic() - reading[0] > READ_EVERY
+        if stale and (self._refreshing is None or self._refreshing.done()):
+            self._refreshing = asyncio.get_running_loop().create_task(self._refresh())
+        return reading[1]
+
+    async def _refresh(self) -> None:
+        metrics = await asyncio.to_thread(self.monitor.read)
+        self._reading = (time.monotonic(), metrics)
 
     async def run(
         self, name: str, params: Mapping[str, Any], cpus: float
@@ -155,14 +168,17 @@ class KernelRunner:
     async def _parallel(
         self, name: str, kernel: ParallelKernel, params: Mapping[str, Any], cpus: float
     ) -> Any:
-        metrics = await asyncio.to_thread(self.monitor.cached)
+        metrics = await self._metrics()
         frequency = self.controller.observe(metrics)
         chunks = kernel.split(params, self.controller.chunk_count(MAX_CHUNKS, metrics))
+        task = self._chunk_tasks.get(cpus)
+        if task is None:
+            task = self._chunk_tasks[cpus] = chunk_task.options(num_cpus=cpus)
         refs = []
         for k, chunk in enumerate(chunks):
             if k:
                 await asyncio.sleep(1.0 / frequency)  # rule 3: paced dispatch
-            refs.append(chunk_task.options(num_cpus=cpus).remote(name, chunk))
+            refs.append(task.remote(name, chunk))
         results = list(await asyncio.gather(*refs))
         for result in results:  # the tunnels among them (rule 3)
             if "transmission" in result:

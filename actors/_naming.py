@@ -21,6 +21,8 @@ from vsm.spec import NodeSpec, Placement, TreeSpec
 __all__ = [
     "actor_name",
     "actor_names",
+    "host_in",
+    "host_name",
     "namespace_of",
     "pool_index",
     "pool_name",
@@ -69,6 +71,21 @@ def actor_names(path: str, placement: Placement, pool_size: int) -> list[str]:
     if placement == "pooled":
         return [pool_name(pool_index(path, pool_size))]
     return [actor_name(path)]
+
+
+def host_name(path: str, system: SystemId, placement: Placement, pool_size: int) -> str:
+    """The name of the actor that hosts ``system`` of the viable system at ``path``."""
+    if placement == "system":
+        return actor_name(path, system)
+    if placement == "pooled":
+        return pool_name(pool_index(path, pool_size))
+    return actor_name(path)
+
+
+def host_in(tree: TreeSpec, path: str, system: SystemId, pool_size: int) -> str:
+    """:func:`host_name` with the placement the tree's spec gives ``path`` (default ``node``)."""
+    spec = spec_at(tree, path)
+    return host_name(path, system, spec.placement if spec is not None else "node", pool_size)
 
 
 def spec_at(tree: TreeSpec, path: str) -> NodeSpec | None:

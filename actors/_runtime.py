@@ -28,6 +28,7 @@ from actors._host import HostActor
 from actors._naming import (
     actor_name,
     actor_names,
+    host_in,
     namespace_of,
     pool_name,
     spec_at,
@@ -375,13 +376,9 @@ class RayTree:
         return found
 
     def _s3_host(self, path: str) -> Any:
-        spec = spec_at(self.spec, path)
-        if spec is None:
+        if spec_at(self.spec, path) is None:
             raise LookupError(f"no viable system at {path!r} in the spec of {self.spec.name!r}")
-        if spec.placement == "system":
-            name = actor_name(path, SystemId.S3)
-        else:
-            name = actor_names(path, spec.placement, max(self.pool_size, 1))[0]
+        name = host_in(self.spec, path, SystemId.S3, max(self.pool_size, 1))
         handle = self._get(name)
         if handle is None:
             raise LookupError(f"no viable system at {path!r} is running (no actor {name!r})")
