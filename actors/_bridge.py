@@ -66,8 +66,8 @@ __all__ = ["BRIDGE", "Bridge", "BridgeActor", "bridge_queue"]
 
 logger = logging.getLogger(__name__)
 
-BRIDGE = f"{PREFIX}bridge"
-"""The bridge's actor name in its tree's namespace."""
+BRIDGE = f"{PREFIX}#bridge"
+"""The bridge's actor name in its tree's namespace (no viable system's: ``#`` is in no path)."""
 
 RETRY_EVERY = 0.5
 """Seconds between attempts to connect, or to publish an envelope that failed."""
@@ -275,9 +275,16 @@ class Bridge:
         loop = asyncio.get_running_loop()
         cluster = self.spec.cluster
         for exchange, pattern in QUEUES:
-            subscription = await self._own.subscribe(
-                exchange, pattern, bridge_queue(cluster, exchange), prefetch=64
-            )
+            while True:  # the broker may go away between connecting and subscribing
+                try:
+                    subscription = await self._own.subscribe(
+                        exchange, pattern, bridge_queue(cluster, exchange), prefetch=64
+                    )
+                    break
+                except Exception as exc:  # aio-pika/aiormq raise their own kinds here too
+                    self.counts["connect_retries"] += 1
+                    logger.info("%r: subscribing to %s failed (%s)", self, exchange, exc)
+                    await asyncio.sleep(RETRY_EVERY)
             self._tasks.append(loop.create_task(self._consume(subscription)))
         self._connected.set()
 
