@@ -32,6 +32,7 @@ import ray
 import ray.exceptions
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from actors._bridge import BRIDGE
 from actors._naming import namespace_of
 from actors._runtime import RayTree, TreeNotRunningError
 from protocol import Envelope, IntentBody, Sender, Signer, seal
@@ -163,7 +164,7 @@ def _find(tree: str | None) -> RayTree:
     hosts = [
         e["name"]
         for e in ray.util.list_named_actors(all_namespaces=True)
-        if e["namespace"] == namespace and e["name"].startswith("vsm:")
+        if e["namespace"] == namespace and e["name"].startswith("vsm:") and e["name"] != BRIDGE
     ]
     for name in sorted(hosts):
         try:

@@ -73,7 +73,13 @@ class Pair:
             storage=str(tmp / "alpha.sqlite"),
             policy=PolicySpec(max_depth=2, zones={"bob": ("eu",)}),
             limits=LIMITS,
-            root=NodeSpec(name="alpha", capabilities=(_cap("alpha.echo"),)),
+            root=NodeSpec(
+                name="alpha",
+                capabilities=(_cap("alpha.echo"),),
+                templates=tuple(
+                    NodeSpec(name=f"ta{i}", capabilities=(_cap(f"ta{i}.echo"),)) for i in range(3)
+                ),
+            ),
         )
         beta = TreeSpec(
             name=f"fed-beta-{tag}",
@@ -83,6 +89,9 @@ class Pair:
             root=NodeSpec(
                 name="beta",
                 capabilities=(_cap("beta.secret", zone="eu"),),
+                templates=tuple(
+                    NodeSpec(name=f"tb{i}", capabilities=(_cap(f"tb{i}.echo"),)) for i in range(3)
+                ),
                 children=(
                     NodeSpec(
                         name="maps",
@@ -428,3 +437,24 @@ def test_a_cancel_reaches_the_peer_tree(pair: Pair) -> None:
     time.sleep(2.0)  # the kernel's result comes back, and is dropped
     assert alpha.replies()[handle.id] == 1
     assert bridge_status(beta)["counts"]["received_cancel"] == 1
+
+
+def test_registries_are_equal_after_concurrent_changes_on_both_sides(pair: Pair) -> None:
+    """Both trees spawn children at once (each advertises): the roots' registries end equal."""
+    alpha, beta = pair.start()
+    wait_for("the first equal registries", lambda: root_digest(alpha) == root_digest(beta))
+    with Client(alpha.spec.name) as a, Client(beta.spec.name) as b:
+        handles = [
+            client.submit(f"{side}{i}.echo", params={"i": i}, timeout=60)
+            for i in range(3)
+            for client, side in ((a, "ta"), (b, "tb"))
+        ]
+        assert [h.result(timeout=90) for h in handles] == [{"i": i} for i in range(3) for _ in "ab"]
+        wanted = {f"{side}{i}.echo" for i in range(3) for side in ("ta", "tb")}
+        for client in (a, b):
+            wait_for(
+                "every spawned child's advert on both sides",
+                lambda c=client: wanted <= {x["capability"] for x in c.registry()},
+                timeout=60,
+            )
+    wait_for("equal registries", lambda: root_digest(alpha) == root_digest(beta), timeout=60)
