@@ -8,8 +8,10 @@ Rules:
        sizes from the free cores and memory the :class:`ResourceMonitor` reads; each chunk is
        a task (:func:`chunk_task`), and the results merge back, in grid order, into exactly
        the result of running it whole. One chunk runs as one plain kernel task.
-    3. Chunks are dispatched at the controller's dispatch frequency (one every ``1/f``
-       seconds): it falls as the load rises, so a loaded cluster is handed work more slowly.
+    3. The first wave — as many chunks as there are free cores — goes out at once: those
+       cores are free. Any chunk beyond it is dispatched at the controller's dispatch
+       frequency (one every ``1/f`` seconds): it falls as the load rises, so a loaded cluster
+       is handed work more slowly.
        Every chunk result is recorded in the controller's metrics (successful and failed
        tunnels, average frequency, utilisation histogram).
     4. The monitor reads Ray's cluster and available resources when Ray is initialised, the
@@ -174,10 +176,11 @@ class KernelRunner:
         task = self._chunk_tasks.get(cpus)
         if task is None:
             task = self._chunk_tasks[cpus] = chunk_task.options(num_cpus=cpus)
+        wave = max(1, int(metrics.cpus_free))  # rule 3: these find a free core at once
         refs = []
         for k, chunk in enumerate(chunks):
-            if k:
-                await asyncio.sleep(1.0 / frequency)  # rule 3: paced dispatch
+            if k >= wave:
+                await asyncio.sleep(1.0 / frequency)  # rule 3: paced beyond the free cores
             refs.append(task.remote(name, chunk))
         results = list(await asyncio.gather(*refs))
         for result in results:  # the tunnels among them (rule 3)
