@@ -345,8 +345,11 @@ def test_a_partition_fails_remote_intents_at_their_deadline_and_heals(pair: Pair
         assert time.monotonic() - started < 10  # failed at its deadline, never hung
         assert (lost.status, lost.reason) == (Status.FAILED, Refusal.DEADLINE)
         assert "beta" in lost.detail
+        sent = bridge_status(alpha)["counts"].get("sent_intent", 0)
         queued = client.submit("maps.sum", params={"values": [2, 3]}, timeout=60)
-        time.sleep(1.5)  # sent (and resent) into beta's queue while nobody consumes it
+        wait_for(  # confirmed into beta's queue while nobody consumes it
+            "the intent published", lambda: bridge_status(alpha)["counts"]["sent_intent"] > sent
+        )
         BridgeActor.options(
             name=BRIDGE, namespace=beta.namespace, lifetime="detached", max_restarts=-1
         ).remote(beta.spec)
