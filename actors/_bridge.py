@@ -18,8 +18,9 @@ Rules:
     3. The bridge consumes its own exchanges (its prefix), up to the prefetch of deliveries
        at once. Each delivery is unsealed (signature, expiry, replay) and checked
        (``Federation.inbound``); a refusal is dead-lettered with its reason and counted, and
-       changes nothing. What is accepted is delivered to the hosts of this tree; only when
-       that call returned is the envelope recorded in the replay guard and acked, so a crash
+       changes nothing. What is accepted is delivered to the hosts of this tree, one call per
+       host for all the envelopes taken in one turn of the event loop; only when that call
+       returned is an envelope recorded in the replay guard and acked, so a crash
        in between redelivers it and the model's idempotence (S5 sees an intent once, S1 ends
        one once) absorbs the repeat. A redelivery of an envelope still being handled waits.
     4. Every ``announce_every`` seconds the bridge reads the root's registry part for this
@@ -120,6 +121,10 @@ class Bridge:
         self._tasks: list[asyncio.Task[Any]] = []
         self._handles: dict[str, Any] = {}
         self._handling: set[str] = set()
+        self._flushes: set[asyncio.Task[None]] = set()
+        self._inbound: tuple[list[tuple[str, SystemId, Message]], asyncio.Future[None]] | None = (
+            None
+        )
         self._last_part: bytes | None = None
         self._last_audit = -1
         self._rounds = 0
@@ -343,14 +348,47 @@ class Bridge:
             return
         if envelope.kind == "registry":
             self.peer_announced[peer] = time.time()
+        await self._deliver(accepted.messages)
+
+    async def _deliver(self, messages: tuple[tuple[str, SystemId, Message], ...]) -> None:
+        """Hand ``messages`` to their hosts with what other deliveries of this turn carry.
+
+        One ``deliver_batch`` call per host per turn of the event loop (rule 3); returns once
+        that call returned, or raises what it raised.
+        """
+        if self._inbound is None:
+            loop = asyncio.get_running_loop()
+            self._inbound = ([], loop.create_future())
+            loop.call_soon(self._start_flush)
+        items, done = self._inbound
+        items.extend(messages)
+        await asyncio.shield(done)
+
+    def _start_flush(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._flush_inbound())
+        self._flushes.add(task)  # a task nobody holds may be collected before it ends
+        task.add_done_callback(self._flushes.discard)
+
+    async def _flush_inbound(self) -> None:
+        assert self._inbound is not None
+        items, done = self._inbound
+        self._inbound = None
         by_host: dict[str, list[tuple[str, SystemId, Message]]] = {}
-        for path, system, message in accepted.messages:
+        for path, system, message in items:
             by_host.setdefault(self._host_name(path, system), []).append((path, system, message))
-        for name, batch in by_host.items():
-            handle = self._host(name)
-            if handle is None:
-                raise RuntimeError(f"no host {name!r} for {batch[0][0]!r} is running")
-            await handle.deliver_batch.remote(batch)
+        try:
+            calls = []
+            for name, batch in by_host.items():
+                handle = self._host(name)
+                if handle is None:
+                    raise RuntimeError(f"no host {name!r} for {batch[0][0]!r} is running")
+                calls.append(handle.deliver_batch.remote(batch))
+            await asyncio.gather(*calls)
+        except Exception as exc:
+            self._handles.clear()  # a host may have been replaced: look it up again
+            done.set_exception(exc)
+        else:
+            done.set_result(None)
 
     def _keep_checkpoint(self, peer: str, data: dict[str, Any]) -> None:
         try:
