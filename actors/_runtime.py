@@ -35,6 +35,7 @@ from actors._naming import (
     uses_pool,
 )
 from actors._store import CheckpointStore
+from protocol import Identity, KeyFileError
 from vsm.address import SystemId
 from vsm.effects import Event
 from vsm.intents import Intent, Outcome
@@ -54,6 +55,27 @@ class TreeExistsError(RuntimeError):
 
 class TreeNotRunningError(LookupError):
     """No tree of that name is running in this Ray cluster."""
+
+
+def _with_readable_identity(spec: TreeSpec) -> TreeSpec:
+    """``spec`` with its federation key file as an absolute path, checked here.
+
+    The bridge runs in a Ray worker, whose working directory is not the caller's: a relative
+    path is resolved against the caller's, like ``storage``, and a key that cannot be used
+    fails the start at once, with the reason, instead of the bridge.
+
+    Raises:
+        TreeStartError: the key file is missing, unreadable, or not an Ed25519 private key.
+    """
+    federation = spec.federation
+    if federation is None:
+        return spec
+    path = str(Path(federation.identity).resolve())
+    try:
+        Identity.load(path, federation.key_id)
+    except KeyFileError as exc:
+        raise TreeStartError(f"the federation key of {spec.name!r}: {exc}") from exc
+    return spec.model_copy(update={"federation": federation.model_copy(update={"identity": path})})
 
 
 def _static_paths(node: NodeSpec, prefix: str = "") -> Iterator[str]:
@@ -109,6 +131,7 @@ class RayTree:
         if not ray.is_initialized():
             raise RuntimeError("Ray is not initialised: call ray.init() (or use the SDK client)")
         storage = str(Path(spec.storage).resolve()) if checkpoints else None
+        spec = _with_readable_identity(spec)
         tree = cls(spec, storage)
         if tree._alive(tree._desk_name):
             raise TreeExistsError(

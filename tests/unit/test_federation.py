@@ -325,3 +325,32 @@ def test_a_cancel_crosses_under_the_peers_name_for_the_intent() -> None:
     assert inbound.messages == (
         ("beta", SystemId.S5, CancelIntent(intent_id="ca:i-1", reason="stop")),
     )
+
+
+def test_the_federation_key_is_found_and_checked_where_the_caller_stands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative key path is resolved against the caller's directory; a bad key fails at once.
+
+    The bridge runs in a Ray worker, elsewhere; a missing key fails the start with the reason.
+    """
+    from actors._runtime import TreeStartError, _with_readable_identity
+
+    Identity.generate("ka").save(tmp_path / "a.pem")
+    monkeypatch.chdir(tmp_path)
+    spec = TreeSpec.model_validate(
+        {"name": "t", "root": {"name": "alpha"}, "federation": _federation(_peer())}
+    )
+    assert spec.federation is not None
+    assert spec.federation.identity == "a.pem"
+    resolved = _with_readable_identity(spec)
+    assert resolved.federation is not None
+    assert resolved.federation.identity == str(tmp_path / "a.pem")
+    missing = spec.model_copy(
+        update={"federation": spec.federation.model_copy(update={"identity": "nope.pem"})}
+    )
+    with pytest.raises(TreeStartError, match=r"federation key of 't'.*nope\.pem"):
+        _with_readable_identity(missing)
+    assert (
+        _with_readable_identity(TreeSpec(name="t", root=NodeSpec(name="alpha"))).federation is None
+    )
