@@ -125,7 +125,7 @@ class Bridge:
         self._inbound: tuple[list[tuple[str, SystemId, Message]], asyncio.Future[None]] | None = (
             None
         )
-        self._last_part: bytes | None = None
+        self._last_part: dict[str, Any] | None = None
         self._last_audit = -1
         self._rounds = 0
         self._connected = asyncio.Event()
@@ -430,9 +430,8 @@ class Bridge:
                 self.counts["announce_skipped"] += 1
                 continue
             now = time.time()
-            packed = repr(part_data).encode()
-            if packed != self._last_part or self._rounds % REANNOUNCE == 0:
-                self._last_part = packed
+            if part_data != self._last_part or self._rounds % REANNOUNCE == 0:
+                self._last_part = part_data
                 for outgoing in self.federation.announcement(
                     RegistryDelta.from_data(part_data), now
                 ):

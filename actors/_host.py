@@ -241,15 +241,13 @@ class Host:
 
         ``parent`` is the handle of the parent's host, so replies reach the live incarnation.
         """
-        federation = self.tree.federation if path == self.tree.root.name else None
         vs = ViableSystem(
             path,
             spec,
             limits=limits,
             parent_policy=parent_policy,
             incarnation=incarnation,
-            peers=tuple(p.root for p in federation.peers) if federation is not None else (),
-            federation_threshold=federation.algedonic_threshold if federation else 1.0,
+            federation=self.tree.federation if path == self.tree.root.name else None,
         )
         self._drop(path)
         self._components[path] = _Component(vs, frozenset(systems), incarnation)

@@ -32,6 +32,7 @@ Rules:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import uuid
@@ -58,7 +59,6 @@ from protocol._transport import route_for
 from protocol.errors import ProtocolError
 from vsm.address import Address, SystemId, is_within
 from vsm.crdt import HLC
-from vsm.intents import Intent, Outcome
 from vsm.messages import (
     Algedonic,
     CancelIntent,
@@ -204,7 +204,7 @@ class Federation:
                 )
             case IntentFinished(outcome=outcome):
                 intent_id = self._their_id(peer, outcome.intent_id)
-                body = OutcomeBody.of(_renamed_outcome(outcome, intent_id))
+                body = OutcomeBody.of(dataclasses.replace(outcome, intent_id=intent_id))
                 return self._seal(
                     peer,
                     "intents",
@@ -218,17 +218,11 @@ class Federation:
                 )
             case IntentProgress() as progress:
                 intent_id = self._their_id(peer, progress.intent_id)
-                renamed = IntentProgress(
-                    intent_id=intent_id,
-                    path=progress.path,
-                    stage=progress.stage,
-                    detail=progress.detail,
-                )
                 return self._seal(
                     peer,
                     "intents",
                     path,
-                    ProgressBody.of(renamed),
+                    ProgressBody.of(dataclasses.replace(progress, intent_id=intent_id)),
                     now,
                     DEFAULT_TTL,
                     correlation=intent_id,
@@ -340,15 +334,7 @@ class Federation:
         to = envelope.recipient
         if isinstance(body, IntentBody):
             intent = body.intent()
-            local = Intent(
-                id=f"{peer.cluster}:{intent.id}",
-                capability=intent.capability,
-                text=intent.text,
-                params=intent.params,
-                user=intent.user,
-                zone=intent.zone,
-                deadline=intent.deadline,
-            )
+            local = dataclasses.replace(intent, id=f"{peer.cluster}:{intent.id}")
             reply = _system(envelope.meta.get("reply", "S1"))
             submit = SubmitIntent(intent=local, reply_to=Address(sender.path, reply))
             return Inbound(peer.cluster, ((to, SystemId.S5, submit),))
@@ -391,18 +377,6 @@ def _system(name: str) -> SystemId:
         return SystemId[name]
     except KeyError:
         raise Refused("undecodable", f"no System named {name!r}") from None
-
-
-def _renamed_outcome(outcome: Outcome, intent_id: str) -> Outcome:
-    return Outcome(
-        intent_id=intent_id,
-        status=outcome.status,
-        result=outcome.result,
-        reason=outcome.reason,
-        by=outcome.by,
-        path=outcome.path,
-        detail=outcome.detail,
-    )
 
 
 def peers_of(specs: Iterable[Any]) -> list[Peer]:

@@ -281,11 +281,7 @@ class PeerSpec(BaseModel):
     @field_validator("prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
-        if not value or any(c in value for c in "*# "):
-            raise ValueError(
-                f"prefix must be a non-empty name without '*', '#' or spaces: {value!r}"
-            )
-        return value
+        return _prefix_name(value)
 
 
 class FederationSpec(BaseModel):

@@ -197,8 +197,8 @@ class System1:
                 return self._finish(intent_id, outcome, now)
             case UnitDown(unit=unit):
                 return self._unit_down(unit, now)
-            case CancelIntent(intent_id=intent_id, reason=reason):
-                return self._cancel(intent_id, reason, message, now)
+            case CancelIntent():
+                return self._cancel(message, now)
             case Resend(intent_id=intent_id):
                 flight = self._flights.get(intent_id)
                 if flight is None or flight.unit is None or flight.unit == LOCAL:
@@ -404,14 +404,13 @@ class System1:
         )
         return effects
 
-    def _cancel(
-        self, intent_id: str, reason: str, message: CancelIntent, now: float
-    ) -> list[Effect]:
+    def _cancel(self, message: CancelIntent, now: float) -> list[Effect]:
+        intent_id = message.intent_id
         flight = self._flights.get(intent_id)
         if flight is None:
             return []
         unit = flight.unit
-        detail = "cancelled by the requester" + (f": {reason}" if reason else "")
+        detail = "cancelled by the requester" + (f": {message.reason}" if message.reason else "")
         outcome = Outcome.refused(
             intent_id, Status.FAILED, Refusal.CANCELLED, SystemId.S1, self.node.path, detail
         )

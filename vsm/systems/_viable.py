@@ -13,7 +13,7 @@ from vsm.errors import MalformedDataError
 from vsm.messages import ChildSpawned, EventsObserved, Message, Started, Watch
 from vsm.registry import CapabilityRegistry
 from vsm.rules import RuleSet
-from vsm.spec import LimitsSpec, NodeSpec, PolicySpec, TreeSpec
+from vsm.spec import FederationSpec, LimitsSpec, NodeSpec, PolicySpec, TreeSpec
 from vsm.systems._node import Node
 from vsm.systems._s1 import System1
 from vsm.systems._s2 import System2
@@ -36,8 +36,8 @@ class ViableSystem:
         classifier: S1's classifier (optional).
         incarnation: Which start of this viable system this is (0, then one more per restart);
             hosts that restart without the old state must pass a new one.
-        peers: For a federated root: the peer trees' roots (see :class:`Node`).
-        federation_threshold: For a federated root: where its signals start to cross.
+        federation: For a federated root, the tree's federation: its peers' roots become
+            units and get its strong signals (see :class:`Node`).
     """
 
     __slots__ = ("_by_id", "node", "s1", "s2", "s3", "s4", "s5")
@@ -52,8 +52,7 @@ class ViableSystem:
         signer: Signer | None = None,
         classifier: Classifier | None = None,
         incarnation: int = 0,
-        peers: tuple[str, ...] = (),
-        federation_threshold: float = 1.0,
+        federation: FederationSpec | None = None,
     ) -> None:
         check_path(path)
         node = Node(
@@ -63,8 +62,8 @@ class ViableSystem:
             policy=parent_policy.tighten(spec.policy),
             parent_policy=parent_policy,
             children={f"{path}/{c.name}": c for c in spec.children},
-            peers=peers,
-            federation_threshold=federation_threshold,
+            peers=tuple(p.root for p in federation.peers) if federation is not None else (),
+            federation_threshold=federation.algedonic_threshold if federation else 1.0,
         )
         self.node = node
         self.s5 = System5(node)  # first: it prunes static children past the depth guard
@@ -81,7 +80,6 @@ class ViableSystem:
         cls, tree: TreeSpec, *, signer: Signer | None = None, incarnation: int = 0
     ) -> ViableSystem:
         """The root viable system of ``tree`` (with its federation peers, if any)."""
-        federation = tree.federation
         return cls(
             tree.root.name,
             tree.root,
@@ -89,8 +87,7 @@ class ViableSystem:
             parent_policy=tree.policy,
             signer=signer,
             incarnation=incarnation,
-            peers=tuple(p.root for p in federation.peers) if federation is not None else (),
-            federation_threshold=federation.algedonic_threshold if federation else 1.0,
+            federation=tree.federation,
         )
 
     def child(
