@@ -19,11 +19,16 @@ Rules:
        ``READ_EVERY`` seconds, since asking the GCS costs a round trip. The runner waits for
        the first reading only: an older one splits the work while a fresh one is read in
        the background, so no intent waits on the GCS.
+    5. A reading is corrected for the runner's own tasks: the CPUs they held when it was
+       taken are added back and those they hold now taken off. A reading taken while the
+       last kernel's chunks ran would otherwise show their cores as busy after they finished,
+       and the next kernel would run as one chunk on an idle machine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from collections.abc import Mapping
@@ -130,25 +135,42 @@ class KernelRunner:
     ) -> None:
         self.monitor = monitor or ResourceMonitor()
         self.controller = TunnelController(config or TunnelConfig())
-        self._reading: tuple[float, ResourceMetrics] | None = None
+        self._reading: tuple[float, ResourceMetrics, float] | None = None  # (when, what, held)
+        self._held = 0.0  # CPUs this runner's tasks in flight asked for (rule 5)
         self._refreshing: asyncio.Task[None] | None = None
         self._chunk_tasks: dict[float, Any] = {}  # cpus -> chunk_task with those options
 
     async def _metrics(self) -> ResourceMetrics:
-        """The latest reading; a stale one starts a fresh read in the background (rule 4)."""
-        reading = self._reading
-        if reading is None:
+        """The latest reading, corrected for this runner's own tasks (rules 4 and 5).
+
+        A stale reading starts a fresh read in the background.
+        """
+        if self._reading is None:
             await self._refresh()
-            assert self._reading is not None
-            return self._reading[1]
-        stale = time.monotonic() - reading[0] > READ_EVERY
+        assert self._reading is not None
+        taken, metrics, held = self._reading
+        stale = time.monotonic() - taken > READ_EVERY
         if stale and (self._refreshing is None or self._refreshing.done()):
             self._refreshing = asyncio.get_running_loop().create_task(self._refresh())
-        return reading[1]
+        free = min(metrics.cpus_total, max(0.0, metrics.cpus_free + held - self._held))
+        return dataclasses.replace(metrics, cpus_free=free)
 
     async def _refresh(self) -> None:
+        held = self._held
         metrics = await asyncio.to_thread(self.monitor.read)
-        self._reading = (time.monotonic(), metrics)
+        self._reading = (time.monotonic(), metrics, held)
+
+    def _dispatched(self, cpus: float, ref: Any) -> asyncio.Future[Any]:
+        """A task's result, its ``cpus`` counted as held until it arrives (rule 5)."""
+        self._held += cpus
+
+        async def result() -> Any:
+            try:
+                return await ref
+            finally:
+                self._held -= cpus
+
+        return asyncio.ensure_future(result())
 
     async def run(
         self, name: str, params: Mapping[str, Any], cpus: float
@@ -158,7 +180,9 @@ class KernelRunner:
         try:
             if isinstance(kernel, ParallelKernel):
                 return await self._parallel(name, kernel, params, cpus), None
-            return await kernel_task.options(num_cpus=cpus).remote(name, dict(params))
+            ref = kernel_task.options(num_cpus=cpus).remote(name, dict(params))
+            result, error = await self._dispatched(cpus, ref)
+            return result, error
         except ray.exceptions.RayTaskError as exc:
             cause = exc.cause if exc.cause is not None else exc
             return None, f"{type(cause).__name__}: {cause}"
@@ -181,7 +205,7 @@ class KernelRunner:
         for k, chunk in enumerate(chunks):
             if k >= wave:
                 await asyncio.sleep(1.0 / frequency)  # rule 3: paced beyond the free cores
-            refs.append(task.remote(name, chunk))
+            refs.append(self._dispatched(cpus, task.remote(name, chunk)))
         results = list(await asyncio.gather(*refs))
         for result in results:  # the tunnels among them (rule 3)
             if "transmission" in result:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import os
 import tempfile
 from typing import Any
 
+import pytest
 import ray
 
+import actors._kernels
 from actors._kernels import KernelRunner, ResourceMonitor
 from actors._runtime import RayTree
 from tests.ray.conftest import _names
 from vsm.intents import Intent, Status
-from vsm.kernels import BUILTIN_KERNELS, PatternConfig, generate_batch
+from vsm.kernels import BUILTIN_KERNELS, PatternConfig, ResourceMetrics, generate_batch
 from vsm.spec import CapabilitySpec, LimitsSpec, NodeSpec, PolicySpec, TreeSpec
 
 LATTICE = {"cells": 20, "barrier_height": 1.0, "barrier_width": 0.3, "well_width": 0.5}
@@ -103,3 +107,40 @@ def test_the_resource_monitor_reads_the_cluster_and_the_os(ray_cluster: None) ->
     assert on_os.cpus_total == os.cpu_count()
     assert 0 < on_os.memory_free <= on_os.memory_total
     assert KernelRunner().monitor.source == "auto"
+
+
+class _ReadWhileBusy(ResourceMonitor):
+    """The cluster as it is at the first reading; every later one sees no free CPU.
+
+    A later reading is taken while the runner's own chunks run (the runner reads in the
+    background once a reading is stale), so "no free CPU" is what Ray would report then.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("ray")
+        self.reads = 0
+
+    def read(self) -> ResourceMetrics:
+        self.reads += 1
+        first = super().read()
+        return first if self.reads == 1 else dataclasses.replace(first, cpus_free=0.0)
+
+
+def test_a_reading_taken_while_the_runners_own_chunks_ran_does_not_shrink_the_next_split(
+    ray_cluster: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CPUs its chunks held when a reading was taken count as free once they are done."""
+    monkeypatch.setattr(actors._kernels, "READ_EVERY", 0.0)  # every run refreshes the reading
+    monitor = _ReadWhileBusy()
+    runner = KernelRunner(monitor=monitor)
+    expected = BUILTIN_KERNELS["tunnel"](TUNNEL)
+
+    async def thrice() -> list[tuple[Any, str | None]]:
+        return [await runner.run("tunnel", TUNNEL, 1.0) for _ in range(3)]
+
+    outcomes = asyncio.run(thrice())
+    assert outcomes == [(expected, None)] * 3
+    assert monitor.reads >= 3  # later runs were split on readings taken during earlier ones
+    # Two chunks each time (two CPUs in the session's cluster); one chunk in a later run
+    # would mean a busy reading was taken at face value.
+    assert runner.controller.metrics().successful_tunnels == 6
