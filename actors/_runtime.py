@@ -8,6 +8,10 @@ Rules:
     2. ``start`` returns once every static viable system of the spec is hosted (the model
        spawns them), or raises :class:`TreeStartError` naming the missing ones.
     3. Intents go to the client desk (the host of the root's S5); each gets one outcome.
+       The desk's handle is looked up by name at most once every ``DESK_TTL`` seconds (a
+       lookup asks the GCS and builds a handle: it cost more than the intent itself), so a
+       desk started again under its name — the tree stopped and started elsewhere — is
+       found within that time; ``stop`` forgets it at once.
     4. Checkpoints go to the SQLite file ``spec.storage`` (resolved against the current
        directory); a tree started with ``resume=True`` takes up where the last run left.
 """
@@ -42,7 +46,10 @@ from vsm.intents import Intent, Outcome
 from vsm.messages import IntentProgress
 from vsm.spec import NodeSpec, TreeSpec
 
-__all__ = ["RayTree", "TreeExistsError", "TreeNotRunningError", "TreeStartError"]
+__all__ = ["DESK_TTL", "RayTree", "TreeExistsError", "TreeNotRunningError", "TreeStartError"]
+
+DESK_TTL = 1.0
+"""Seconds a looked-up handle of the client desk is reused (rule 3)."""
 
 
 class TreeStartError(RuntimeError):
@@ -100,6 +107,7 @@ class RayTree:
             if root.placement == "system"
             else self._root_names[0]
         )
+        self._desk_handle: tuple[float, Any] | None = None  # (when looked up, handle)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -214,6 +222,7 @@ class RayTree:
         Raises:
             TimeoutError: some actor of the namespace is still alive after ``timeout`` s.
         """
+        self._desk_handle = None
         handles = [h for n in [*self._root_names, *self._pool_names()] if (h := self._get(n))]
         self._kill(handles)
         deadline = time.monotonic() + timeout
@@ -408,7 +417,11 @@ class RayTree:
         return handle
 
     def _desk(self) -> Any:
+        now = time.monotonic()
+        if self._desk_handle is not None and now - self._desk_handle[0] < DESK_TTL:
+            return self._desk_handle[1]
         desk = self._get(self._desk_name)
+        self._desk_handle = None if desk is None else (now, desk)
         if desk is None:
             raise TreeNotRunningError(
                 f"the tree {self.spec.name!r} is not running (no actor {self._desk_name!r})"

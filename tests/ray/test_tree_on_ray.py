@@ -17,7 +17,7 @@ import pytest
 import ray
 from ray.util.state import list_actors
 
-from actors._runtime import RayTree, TreeNotRunningError
+from actors._runtime import DESK_TTL, RayTree, TreeNotRunningError
 from actors._store import CheckpointStore
 from tests.ray.conftest import STATE_API, cap, tree_spec
 from vsm.address import depth, is_within
@@ -181,6 +181,23 @@ def test_stopping_the_tree_leaves_no_actor_of_its_namespace(
     with pytest.raises(TreeNotRunningError):
         tree.ask(intent("y", "b.echo"), timeout=10)
     assert time.monotonic() - start < 5, "a stopped tree must fail fast, not hang"
+
+
+def test_a_handle_finds_the_desk_of_a_tree_stopped_and_started_again_elsewhere(
+    start_tree: Start,
+) -> None:
+    """A handle reuses the desk it looked up; a desk started again under its name is found."""
+    first = start_tree(tree_spec("node"))
+    other = RayTree.connect(first.spec)  # as a second client would hold it
+    assert other.ask(intent("a", "b.echo"), timeout=60).status is Status.COMPLETED
+    first.stop()
+    # The desk it holds died (or, looked up again, is gone): an error at once, not a hang.
+    with pytest.raises((ray.exceptions.RayActorError, TreeNotRunningError)):
+        other.ask(intent("b", "b.echo"), timeout=10)
+    again = start_tree(first.spec)
+    time.sleep(DESK_TTL)
+    assert other.ask(intent("c", "b.echo"), timeout=60).status is Status.COMPLETED
+    assert again.ask(intent("d", "b.echo"), timeout=60).status is Status.COMPLETED
 
 
 def test_a_restarted_unit_takes_up_its_last_checkpoint(start_tree: Start) -> None:
