@@ -32,7 +32,8 @@ Rules:
     7. Kernels run as Ray tasks asking for their capability's ``cpus`` — a parallel kernel
        as one task per chunk, sized from free resources (:mod:`actors._kernels`); their result
        comes back to the System that asked as ``KernelFinished``. A capability with
-       ``cpus = 0`` runs its (trivial) kernel inside the host instead.
+       ``cpus = 0`` runs its (trivial) kernel inside the host instead. ``StopKernel`` (an
+       intent cancelled or past its deadline) cancels the kernel's Ray tasks still running.
     8. Checkpoints: every ``CHECKPOINT_EVERY`` seconds a host saves, to the tree's SQLite
        file, the checkpoint of each component whose state changed (only the parts of the
        Systems it holds); a component that starts finds its last checkpoint there and
@@ -50,6 +51,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import functools
 import contextlib
 import dataclasses
 import hashlib
@@ -98,6 +100,7 @@ from vsm.effects import (
     Send,
     Spawn,
     Stop,
+    StopKernel,
 )
 from vsm.errors import MalformedDataError
 from vsm.intents import Intent, Outcome, Refusal, Status
@@ -220,6 +223,7 @@ class Host:
         self._keys: KeyStore | None = None
         self._client_guard = ReplayGuard(max_entries=1_000_000)
         self._kernels = KernelRunner()
+        self._running: dict[tuple[str, str], asyncio.Task[None]] = {}  # (path, intent) -> kernel
         self.processed = 0
 
     def __repr__(self) -> str:
@@ -504,6 +508,7 @@ class Host:
             "average_frequency": metrics.average_frequency,
             "utilisation_histogram": list(metrics.utilisation_histogram),
             "frequency": self._kernels.controller.frequency,
+            "stopped_tasks": self._kernels.stopped,
         }
 
     async def processed_count(self) -> int:
@@ -693,7 +698,15 @@ class Host:
                     done = KernelFinished(intent_id=effect.intent_id, result=result, error=error)
                     self._route(path, effect.reply_to, done)
                 else:
-                    self._spawn_task(self._run_kernel(path, effect))
+                    key = (path, effect.intent_id)
+                    task = self._spawn_task(self._run_kernel(path, effect))
+                    self._running[key] = task
+                    task.add_done_callback(functools.partial(self._ran, key))
+            elif kind is StopKernel:
+                assert isinstance(effect, StopKernel)
+                running = self._running.pop((path, effect.intent_id), None)
+                if running is not None:
+                    running.cancel()  # the runner cancels its Ray tasks (actors._kernels)
             elif kind is Spawn:
                 assert isinstance(effect, Spawn)
                 if self._holds(path, SystemId.S5):
@@ -754,10 +767,15 @@ class Host:
         self._route(path, effect.reply_to, done)
         self._drain()
 
-    def _spawn_task(self, coro: Any) -> None:
+    def _ran(self, key: tuple[str, str], task: asyncio.Task[None]) -> None:
+        if self._running.get(key) is task:
+            del self._running[key]
+
+    def _spawn_task(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # ------------------------------------------------------------------ children
 

@@ -19,7 +19,10 @@ Rules:
        ``READ_EVERY`` seconds, since asking the GCS costs a round trip. The runner waits for
        the first reading only: an older one splits the work while a fresh one is read in
        the background, so no intent waits on the GCS.
-    5. A reading is corrected for the runner's own tasks: the CPUs they held when it was
+    5. Stopping: cancelling :meth:`KernelRunner.run` (the host does, on ``StopKernel``)
+       cancels the kernel's Ray tasks still running (``ray.cancel``: the task is interrupted,
+       its worker kept) and counts them in ``stopped``.
+    6. A reading is corrected for the runner's own tasks: the CPUs they held when it was
        taken are added back and those they hold now taken off. A reading taken while the
        last kernel's chunks ran would otherwise show their cores as busy after they finished,
        and the next kernel would run as one chunk on an idle machine.
@@ -136,12 +139,13 @@ class KernelRunner:
         self.monitor = monitor or ResourceMonitor()
         self.controller = TunnelController(config or TunnelConfig())
         self._reading: tuple[float, ResourceMetrics, float] | None = None  # (when, what, held)
-        self._held = 0.0  # CPUs this runner's tasks in flight asked for (rule 5)
+        self._held = 0.0  # CPUs this runner's tasks in flight asked for (rule 6)
+        self.stopped = 0  # tasks cancelled because their kernel was stopped (rule 5)
         self._refreshing: asyncio.Task[None] | None = None
         self._chunk_tasks: dict[float, Any] = {}  # cpus -> chunk_task with those options
 
     async def _metrics(self) -> ResourceMetrics:
-        """The latest reading, corrected for this runner's own tasks (rules 4 and 5).
+        """The latest reading, corrected for this runner's own tasks (rules 4 and 6).
 
         A stale reading starts a fresh read in the background.
         """
@@ -161,16 +165,21 @@ class KernelRunner:
         self._reading = (time.monotonic(), metrics, held)
 
     def _dispatched(self, cpus: float, ref: Any) -> asyncio.Future[Any]:
-        """A task's result, its ``cpus`` counted as held until it arrives (rule 5)."""
+        """A task's result, its ``cpus`` counted as held until it arrives (rule 6).
+
+        Cancelling the future cancels the task (rule 5).
+        """
         self._held += cpus
+        future: asyncio.Future[Any] = asyncio.wrap_future(ref.future())
 
-        async def result() -> Any:
-            try:
-                return await ref
-            finally:
-                self._held -= cpus
+        def settled(done: asyncio.Future[Any]) -> None:
+            self._held -= cpus
+            if done.cancelled():  # rule 5
+                ray.cancel(ref)
+                self.stopped += 1
 
-        return asyncio.ensure_future(result())
+        future.add_done_callback(settled)
+        return future
 
     async def run(
         self, name: str, params: Mapping[str, Any], cpus: float
@@ -201,12 +210,17 @@ class KernelRunner:
         if task is None:
             task = self._chunk_tasks[cpus] = chunk_task.options(num_cpus=cpus)
         wave = max(1, int(metrics.cpus_free))  # rule 3: these find a free core at once
-        refs = []
-        for k, chunk in enumerate(chunks):
-            if k >= wave:
-                await asyncio.sleep(1.0 / frequency)  # rule 3: paced beyond the free cores
-            refs.append(self._dispatched(cpus, task.remote(name, chunk)))
-        results = list(await asyncio.gather(*refs))
+        refs: list[asyncio.Future[Any]] = []
+        try:
+            for k, chunk in enumerate(chunks):
+                if k >= wave:
+                    await asyncio.sleep(1.0 / frequency)  # rule 3: paced beyond the free cores
+                refs.append(self._dispatched(cpus, task.remote(name, chunk)))
+            results = list(await asyncio.gather(*refs))
+        except BaseException:  # stopped (rule 5), or a chunk failed: the rest is not wanted
+            for ref in refs:
+                ref.cancel()
+            raise
         for result in results:  # the tunnels among them (rule 3)
             if "transmission" in result:
                 self.controller.record(tunnel_succeeded(result), frequency, metrics.cpu_load)

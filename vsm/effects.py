@@ -28,6 +28,7 @@ __all__ = [
     "Send",
     "Spawn",
     "Stop",
+    "StopKernel",
 ]
 
 
@@ -132,5 +133,15 @@ class RunKernel:
     cpus: float = 1.0
 
 
-Effect = Send | Reply | Notify | Spawn | Stop | Emit | Schedule | Cancel | RunKernel
+@record
+class StopKernel:
+    """Stop the kernel running for ``intent_id``: its result is no longer wanted.
+
+    Nothing happens if it has finished; its ``KernelFinished``, if it still comes, is dropped.
+    """
+
+    intent_id: str
+
+
+Effect = Send | Reply | Notify | Spawn | Stop | Emit | Schedule | Cancel | RunKernel | StopKernel
 """Every effect a System may return."""

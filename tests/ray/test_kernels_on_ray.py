@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import os
 import tempfile
+import time
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ import actors._kernels
 from actors._kernels import KernelRunner, ResourceMonitor
 from actors._runtime import RayTree
 from tests.ray.conftest import _names
-from vsm.intents import Intent, Status
+from vsm.intents import Intent, Refusal, Status
 from vsm.kernels import BUILTIN_KERNELS, PatternConfig, ResourceMetrics, generate_batch
 from vsm.spec import CapabilitySpec, LimitsSpec, NodeSpec, PolicySpec, TreeSpec
 
@@ -144,3 +145,35 @@ def test_a_reading_taken_while_the_runners_own_chunks_ran_does_not_shrink_the_ne
     # Two chunks each time (two CPUs in the session's cluster); one chunk in a later run
     # would mean a busy reading was taken at face value.
     assert runner.controller.metrics().successful_tunnels == 6
+
+
+def test_cancelling_an_intent_stops_its_running_kernel_tasks(start_tree: Any) -> None:
+    """A cancel reaches the kernel's chunks as ``ray.cancel``: the cores are free at once."""
+    tree = start_tree(kernel_tree())
+    cpus = ray.cluster_resources()["CPU"]  # type: ignore[no-untyped-call]
+
+    def free() -> float:  # Ray leaves out a resource none of which is free
+        return float(ray.available_resources().get("CPU", 0.0))  # type: ignore[no-untyped-call]
+
+    # The largest batch the kernel takes: about 9 s of work here, 4.5 s per core.
+    heavy = {
+        "patterns": [{"type": "quantum", "complexity": 10.0, "seed": s} for s in range(256)],
+        "include_vertices": False,
+    }
+    ref = tree.submit(Intent(id="heavy", capability="pattern", params=heavy, user="u"))
+    deadline = time.monotonic() + 30
+    while free() > 0:
+        assert time.monotonic() < deadline, "the kernel's chunks never took the cores"
+        time.sleep(0.02)
+    cancelled_at = time.monotonic()
+    tree.cancel("heavy", "not needed")
+    outcome = ray.get(ref, timeout=30)
+    assert (outcome.status, outcome.reason) == (Status.FAILED, Refusal.CANCELLED)
+    while free() < cpus:
+        assert time.monotonic() - cancelled_at < 2.5, "the cancelled chunks kept their cores"
+        time.sleep(0.02)
+    metrics = ray.get(work_host(tree).kernel_metrics.remote(), timeout=30)
+    assert metrics["stopped_tasks"] == 2  # one chunk per core, both stopped
+    # The workers survived the cancel: the next kernel runs as usual.
+    again = tree.ask(Intent(id="after", capability="tunnel", params=TUNNEL, user="u"), timeout=120)
+    assert again.status is Status.COMPLETED

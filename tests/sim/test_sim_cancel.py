@@ -68,3 +68,63 @@ def test_cancelled_or_not_every_intent_gets_exactly_one_outcome(after: float, se
     outcome = sim.outcomes()["i"]
     assert outcome.status is Status.COMPLETED or outcome.reason is Refusal.CANCELLED
     assert sim.replies() == {"i": 1}
+
+
+def slow_leaf() -> TreeSpec:
+    leaf = CapabilitySpec(name="slow", kernel="echo", cpus=1)
+    return TreeSpec(
+        name="stop",
+        limits=LimitsSpec(user_rate=1_000, user_burst=1_000),
+        root=NodeSpec(name="root", children=(NodeSpec(name="a", capabilities=(leaf,)),)),
+    )
+
+
+def test_a_cancel_stops_the_kernel_running_for_the_intent() -> None:
+    """The unit running the intent's kernel stops it (StopKernel); nothing else is stopped."""
+    sim = Simulation(slow_leaf(), seed=3, kernel_latency=5.0)
+    sim.run_until_quiet(max_time=10)
+    sim.submit(Intent(id="long", capability="slow", user="u"))
+    sim.submit(Intent(id="other", capability="slow", user="u"))
+    sim.run_for(1.0)  # both kernels are running at root/a
+    sim.cancel("long")
+    assert sim.run_until_quiet(max_time=30)
+    assert sim.outcomes()["long"].reason is Refusal.CANCELLED
+    assert sim.outcomes()["other"].status is Status.COMPLETED
+    assert sim.stopped_kernels() == [("root/a", "long")]
+
+
+def test_an_intent_past_its_deadline_stops_its_kernel() -> None:
+    sim = Simulation(slow_leaf(), seed=4, kernel_latency=5.0)
+    sim.run_until_quiet(max_time=10)
+    late = Intent(id="late", capability="slow", user="u", deadline=sim.now + 2.0)
+    sim.submit(late)
+    assert sim.run_until_quiet(max_time=30)
+    assert sim.outcomes()["late"].reason is Refusal.DEADLINE
+    assert ("root/a", "late") in sim.stopped_kernels()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.floats(0.0, 2.0), st.integers(0, 2**16))
+def test_a_kernel_is_stopped_exactly_when_its_intent_ended_without_it(
+    after: float, seed: int
+) -> None:
+    """Stopped only if the intent did not complete; a completed intent's kernel never is."""
+    sim = Simulation(
+        slow_leaf(),
+        seed=seed,
+        network=NetworkConfig(min_delay=0.01, max_delay=0.1),
+        kernel_latency=1.0,
+    )
+    sim.run_until_quiet(max_time=10)
+    sim.submit(Intent(id="i", capability="slow", user="u"))
+    sim.run_for(after)
+    sim.cancel("i")
+    assert sim.run_until_quiet(max_time=30)
+    outcome = sim.outcomes()["i"]
+    stopped = sim.stopped_kernels()
+    if outcome.status is Status.COMPLETED:
+        assert stopped == []
+    else:
+        assert outcome.reason is Refusal.CANCELLED
+        assert stopped in ([], [("root/a", "i")])  # [] : cancelled before the kernel started
+    assert sim.replies() == {"i": 1}

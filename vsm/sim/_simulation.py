@@ -19,6 +19,7 @@ Rules:
 from __future__ import annotations
 
 import heapq
+import math
 import random
 from collections import Counter, deque
 from collections.abc import Mapping
@@ -39,6 +40,7 @@ from vsm.effects import (
     Send,
     Spawn,
     Stop,
+    StopKernel,
 )
 from vsm.intents import Intent, Outcome, Refusal, Status
 from vsm.kernels import BUILTIN_KERNELS, Kernel, run_kernel
@@ -84,6 +86,8 @@ class Simulation:
         network: How hostile the network is (reliable by default).
         kernels: Kernels the leaf units run (the built-ins by default).
         signer: Signs S3 audit checkpoints (optional).
+        kernel_latency: Virtual seconds a kernel takes (its result is computed when it
+            starts and delivered then).
     """
 
     def __init__(
@@ -94,8 +98,12 @@ class Simulation:
         network: NetworkConfig | None = None,
         kernels: Mapping[str, Kernel] | None = None,
         signer: Signer | None = None,
+        kernel_latency: float = KERNEL_LATENCY,
     ) -> None:
+        if not (math.isfinite(kernel_latency) and kernel_latency >= 0):
+            raise ValueError(f"kernel_latency must be a finite number >= 0, got {kernel_latency!r}")
         self.spec = spec
+        self.kernel_latency = kernel_latency
         self.seed = seed
         self.now = 0.0
         self.network = Network(network or NetworkConfig(), random.Random(seed))  # noqa: S311
@@ -117,6 +125,7 @@ class Simulation:
         self._replies_to_client: Counter[str] = Counter()
         self._progress: dict[str, list[IntentProgress]] = {}
         self._failing_spawns: set[str] = set()
+        self._stopped_kernels: list[tuple[str, str]] = []  # (path, intent id)
         self._last_change = 0.0
         self.processed = 0
         self.max_depth_seen = 0
@@ -236,6 +245,14 @@ class Simulation:
     def progress(self, intent_id: str) -> list[IntentProgress]:
         """The progress the client received for an intent, in order of arrival."""
         return list(self._progress.get(intent_id, ()))
+
+    def stopped_kernels(self) -> list[tuple[str, str]]:
+        """``(path, intent id)`` of every kernel a System stopped (``StopKernel``), in order.
+
+        A simulated kernel has computed its result when it starts; a stopped one's
+        ``KernelFinished`` still arrives, and is dropped by the System that asked.
+        """
+        return list(self._stopped_kernels)
 
     def lost(self) -> set[str]:
         """Intents the client timed out on."""
@@ -376,7 +393,10 @@ class Simulation:
                 effect = cast(RunKernel, effect)
                 result, error = run_kernel(self.kernels, effect.kernel, effect.params)
                 done = KernelFinished(intent_id=effect.intent_id, result=result, error=error)
-                self._push(self.now + KERNEL_LATENCY, effect.reply_to, done, background)
+                self._push(self.now + self.kernel_latency, effect.reply_to, done, background)
+            elif kind is StopKernel:
+                effect = cast(StopKernel, effect)
+                self._stopped_kernels.append((path, effect.intent_id))
             elif kind is Spawn:
                 effect = cast(Spawn, effect)
                 self._spawn(effect.path)

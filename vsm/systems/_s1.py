@@ -21,7 +21,8 @@ Rules:
     8. A cancel (``CancelIntent``, through S5) ends an intent in flight here as ``CANCELLED``
        at once, and goes on to the unit serving it (a child's or a peer's S5), so every
        viable system the intent reached ends it too; the unit's late answer is dropped
-       (rule 1). A kernel already running runs to its end; its result is dropped.
+       (rule 1). A kernel of this viable system's own still running for it is stopped
+       (``StopKernel``); so is one whose intent ran past its deadline.
 """
 
 from __future__ import annotations
@@ -33,7 +34,18 @@ from dataclasses import dataclass
 
 from vsm.address import Address, SystemId
 from vsm.classify import BM25Classifier, ChainClassifier, Classifier, ExactClassifier
-from vsm.effects import Cancel, Effect, Emit, Event, Notify, Reply, RunKernel, Schedule, Send
+from vsm.effects import (
+    Cancel,
+    Effect,
+    Emit,
+    Event,
+    Notify,
+    Reply,
+    RunKernel,
+    Schedule,
+    Send,
+    StopKernel,
+)
 from vsm.intents import Intent, Outcome, Refusal, Status
 from vsm.messages import (
     Assign,
@@ -176,7 +188,7 @@ class System1:
                         self.node.path,
                         f"kernel raised: {error}",
                     )
-                return self._finish(intent_id, outcome, now)
+                return self._finish(intent_id, outcome, now, kernel_done=True)
             case IntentFinished(outcome=outcome):
                 return self._finish(outcome.intent_id, outcome, now)
             case IntentProgress(intent_id=intent_id):
@@ -360,7 +372,9 @@ class System1:
             message=SubmitIntent(intent=forwarded, reply_to=self.node.at(SystemId.S1)),
         )
 
-    def _finish(self, intent_id: str, outcome: Outcome, now: float) -> list[Effect]:
+    def _finish(
+        self, intent_id: str, outcome: Outcome, now: float, kernel_done: bool = False
+    ) -> list[Effect]:
         flight = self._flights.pop(intent_id, None)
         if flight is None:
             return []
@@ -377,6 +391,8 @@ class System1:
             Cancel(key=f"deadline:{intent_id}"),
             Cancel(key=f"resend:{intent_id}"),
         ]
+        if flight.unit == LOCAL and not kernel_done:  # rule 8: its result is not wanted now
+            effects.append(StopKernel(intent_id=intent_id))
         if flight.unit is not None and flight.unit != HANDED_OFF:
             effects += [
                 self._release(flight.unit),
