@@ -20,9 +20,10 @@ Rules:
        (``Federation.inbound``); a refusal is dead-lettered with its reason and counted, and
        changes nothing. What is accepted is delivered to the hosts of this tree, one call per
        host for all the envelopes taken in one turn of the event loop; only when that call
-       returned is an envelope recorded in the replay guard and acked, so a crash
-       in between redelivers it and the model's idempotence (S5 sees an intent once, S1 ends
-       one once) absorbs the repeat. A redelivery of an envelope still being handled waits.
+       returned is an envelope recorded in the replay guard, kept in the replay log and
+       acked, so a crash in between redelivers it and the model's idempotence (S5 sees an
+       intent once, S1 ends one once) absorbs the repeat. A redelivery of an envelope still
+       being handled waits.
     4. Every ``announce_every`` seconds the bridge reads the root's registry part for this
        tree (a valid registry delta) and, when it changed or every ``REANNOUNCE`` rounds
        (anti-entropy after a partition), announces it to every peer; with it goes a
@@ -31,6 +32,12 @@ Rules:
     5. The broker may be down at start or go away later: the bridge keeps trying to connect
        every ``RETRY_EVERY`` seconds, and the tree runs meanwhile (remote intents fail at
        their deadline, with the reason).
+    6. Restart: the replay window survives it. With a ``storage`` file (the tree's SQLite
+       checkpoint file) every recorded envelope is kept in its :class:`ReplayLog` before it
+       is acked, all recorded in one turn of the event loop in one transaction, and a bridge
+       starting (Ray restarts it) loads the unexpired ones into its guard: an envelope taken
+       before the restart is refused as replayed after it. Expired rows are pruned at each
+       announcement round. Without storage the window lives in memory only.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from typing import Any
 import ray
 
 from actors._naming import PREFIX, host_in, namespace_of
+from actors._store import ReplayLog
 from protocol import (
     AmqpTransport,
     Envelope,
@@ -96,9 +104,11 @@ class Bridge:
 
     Args:
         tree: The tree's spec; ``tree.federation`` must be set.
+        storage: The SQLite file that keeps the replay window across restarts (rule 6);
+            ``None`` keeps it in memory only.
     """
 
-    def __init__(self, tree: TreeSpec) -> None:
+    def __init__(self, tree: TreeSpec, storage: str | None = None) -> None:
         if tree.federation is None:
             raise ValueError(f"tree {tree.name!r} has no federation spec")
         self.tree = tree
@@ -109,8 +119,15 @@ class Bridge:
         self.federation = Federation(
             self.spec.cluster, tree.root.name, identity, peers_of(self.spec.peers)
         )
-        self.guard = ReplayGuard(max_entries=1_000_000)
         self.counts: Counter[str] = Counter()
+        self.guard = ReplayGuard(max_entries=1_000_000)
+        self.replay_log = None if storage is None else ReplayLog(storage, tree.name)
+        if self.replay_log is not None:  # rule 6
+            kept = self.replay_log.live(time.time())
+            for item in kept:
+                self.guard.record(*item)
+            self.counts["replay_window_loaded"] = len(kept)
+        self._unsaved: tuple[list[tuple[str, bytes, float]], asyncio.Future[None]] | None = None
         self.refused: Counter[str] = Counter()
         self.peer_checkpoints: dict[str, list[Any]] = {}
         self.peer_announced: dict[str, float] = {}
@@ -338,9 +355,40 @@ class Bridge:
             return
         finally:
             self._handling.discard(envelope.id)
-        self.guard.record(*replay_id(envelope))
+        recorded = replay_id(envelope)
+        self.guard.record(*recorded)
+        if self.replay_log is not None:
+            try:
+                await self._keep(recorded)
+            except Exception:  # applied but not kept: redelivered, and taken as a replay
+                logger.warning("%r: keeping %s failed", self, envelope.id, exc_info=True)
+                self.counts["replay_log_failures"] += 1
+                await delivery.nack(requeue=True)
+                return
         await delivery.ack()
         self.counts[f"received_{envelope.kind}"] += 1
+
+    async def _keep(self, recorded: tuple[str, bytes, float]) -> None:
+        """Keep ``recorded`` in the replay log with the others of this turn (rule 6)."""
+        if self._unsaved is None:
+            loop = asyncio.get_running_loop()
+            self._unsaved = ([], loop.create_future())
+            loop.call_soon(self._save_recorded)
+        items, done = self._unsaved
+        items.append(recorded)
+        await asyncio.shield(done)
+
+    def _save_recorded(self) -> None:
+        assert self._unsaved is not None
+        assert self.replay_log is not None
+        items, done = self._unsaved
+        self._unsaved = None
+        try:
+            self.replay_log.add(items)  # one small transaction: cheaper than a thread hop
+        except Exception as exc:  # not kept: not acked either, so it comes back
+            done.set_exception(exc)
+        else:
+            done.set_result(None)
 
     async def _apply(self, envelope: Envelope, peer: str, accepted: Any) -> None:
         if accepted.checkpoint is not None:
@@ -430,6 +478,8 @@ class Bridge:
                 self.counts["announce_skipped"] += 1
                 continue
             now = time.time()
+            if self.replay_log is not None:
+                self.replay_log.prune(now)
             if part_data != self._last_part or self._rounds % REANNOUNCE == 0:
                 self._last_part = part_data
                 for outgoing in self.federation.announcement(

@@ -51,9 +51,9 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import functools
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import logging
 import math

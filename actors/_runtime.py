@@ -171,7 +171,7 @@ class RayTree:
         if spec.federation is not None:  # supervised by Ray: restarted whenever it dies
             bridge = BridgeActor.options(
                 name=BRIDGE, namespace=tree.namespace, lifetime="detached", max_restarts=-1
-            ).remote(spec)
+            ).remote(spec, storage)
             actors.append(bridge)
             starts.append(bridge.start.remote())
         try:

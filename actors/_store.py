@@ -1,5 +1,7 @@
 """Checkpoints on disk: one SQLite file per tree (the spec's ``storage``), shared by its hosts.
 
+The same file keeps the federation bridge's replay window (:class:`ReplayLog`).
+
 Rules:
     1. A row per ``(tree, path, part)``; ``part`` is the System a checkpoint part belongs to
        (``S5``: policy and children, ``S4``: registry, ``S3``: audit chain), so the hosts of a
@@ -8,17 +10,21 @@ Rules:
        concurrently. SQLite is local: a tree spread over several machines needs a shared
        store (PostgreSQL, later), not one file.
     3. Data is msgpack of the model's plain checkpoint data; nothing is pickled.
+    4. The replay log holds a row per ``(tree, sender, nonce)`` the bridge recorded, with the
+       envelope's expiry; rows are kept until they expire, whether or not the tree's
+       checkpoints are forgotten (a replay of an old envelope to a fresh run is still one).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import msgpack
 
-__all__ = ["CheckpointStore"]
+__all__ = ["CheckpointStore", "ReplayLog"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -33,14 +39,78 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 """
 
 
+_REPLAY_SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS replays (
+    tree TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    nonce BLOB NOT NULL,
+    expires REAL NOT NULL,
+    PRIMARY KEY (tree, sender, nonce)
+)
+""",
+    "CREATE INDEX IF NOT EXISTS replays_expiry ON replays (tree, expires)",
+)
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=30.0)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    return db
+
+
+class ReplayLog:
+    """What one tree's bridge recorded, kept in the SQLite file at ``path`` (rule 4).
+
+    Each item is ``(sender, nonce, expires)``; a restarted bridge loads the live ones, so it
+    refuses what it had already taken.
+    """
+
+    def __init__(self, path: str, tree: str) -> None:
+        self.path = path
+        self.tree = tree
+        self._db = _connect(path)
+        for statement in _REPLAY_SCHEMA:
+            self._db.execute(statement)
+
+    def add(self, items: Iterable[tuple[str, bytes, float]]) -> None:
+        """Keep ``items`` (``(sender, nonce, expires)``), durably, before they are acked."""
+        rows = [(self.tree, sender, nonce, expires) for sender, nonce, expires in items]
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO replays VALUES (?, ?, ?, ?) ON CONFLICT (tree, sender, nonce)"
+                " DO UPDATE SET expires = max(expires, excluded.expires)",
+                rows,
+            )
+
+    def live(self, now: float) -> list[tuple[str, bytes, float]]:
+        """The kept items that have not expired at ``now``."""
+        rows = self._db.execute(
+            "SELECT sender, nonce, expires FROM replays WHERE tree = ? AND expires > ?",
+            (self.tree, now),
+        ).fetchall()
+        return [(sender, bytes(nonce), float(expires)) for sender, nonce, expires in rows]
+
+    def prune(self, now: float) -> int:
+        """Delete the items expired at ``now``; return how many."""
+        with self._db:
+            cursor = self._db.execute(
+                "DELETE FROM replays WHERE tree = ? AND expires <= ?", (self.tree, now)
+            )
+        return cursor.rowcount
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
+
+
 class CheckpointStore:
     """The checkpoints of the trees kept in the SQLite file at ``path`` (module rules)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._db = sqlite3.connect(path, timeout=30.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = _connect(path)
         self._db.execute(_SCHEMA)
 
     def save(self, tree: str, path: str, incarnation: int, checkpoint: dict[str, Any]) -> None:

@@ -289,6 +289,56 @@ def test_forged_replayed_and_expired_envelopes_change_nothing(pair: Pair) -> Non
     _ = beta
 
 
+def test_a_bridge_restarted_by_ray_still_refuses_what_it_took_before(pair: Pair) -> None:
+    """The replay window is kept in the tree's SQLite file: a restart opens no replay window."""
+    alpha, _ = pair.start()
+    beta_key = pair.identity(pair.beta)
+    now = time.time()
+    sealed = seal(
+        Envelope.new(
+            sender=Sender(path="beta", cluster="cb", key_id=beta_key.key_id),
+            recipient="alpha",
+            body=IntentBody.of(Intent(id="once", capability="alpha.echo", user="u")),
+            hlc=Stamp(int(now * 1000), 0, "beta"),
+            now=now,
+            ttl=60.0,
+            meta={"reply": "S1"},
+        ),
+        beta_key,
+    )
+
+    async def inject() -> None:
+        transport = await AmqpTransport.connect(pair.url, prefix=pair.prefix(pair.alpha))
+        try:
+            await transport.publish("intents", route_for("alpha"), sealed)
+        finally:
+            await transport.close()
+
+    asyncio.run(inject())
+    wait_for("taken", lambda: bridge_status(alpha)["counts"].get("received_intent") == 1)
+    ray.kill(alpha.bridge(), no_restart=False)  # Ray restarts it (max_restarts=-1)
+
+    def restarted() -> bool:
+        try:
+            counts = bridge_status(alpha)["counts"]
+        except ray.exceptions.RayError:  # still restarting
+            return False
+        return "received_intent" not in counts  # a new process: its counts start at zero
+
+    wait_for("the bridge restarted", restarted)
+    assert ray.get(alpha.bridge().ready.remote(30.0))
+    asyncio.run(inject())  # the same bytes again, to the new process
+
+    def settled() -> bool:
+        counts = bridge_status(alpha)["counts"]
+        return bool(counts.get("replayed") or counts.get("received_intent"))
+
+    wait_for("the copy settled", settled)
+    counts = bridge_status(alpha)["counts"]
+    assert (counts.get("replayed"), counts.get("received_intent")) == (1, None)
+    assert counts["replay_window_loaded"] >= 1
+
+
 def test_remote_intents_survive_a_broker_restart(pair: Pair) -> None:
     """Rabbitmqctl stop_app / start_app during a stream: one terminal outcome per intent."""
     ctl = shutil.which("rabbitmqctl")
@@ -352,7 +402,7 @@ def test_a_partition_fails_remote_intents_at_their_deadline_and_heals(pair: Pair
         )
         BridgeActor.options(
             name=BRIDGE, namespace=beta.namespace, lifetime="detached", max_restarts=-1
-        ).remote(beta.spec)
+        ).remote(beta.spec, beta.storage)
         assert queued.result(timeout=60) == 5
     wait_for("equal registries again", lambda: root_digest(alpha) == root_digest(beta))
 
