@@ -69,6 +69,7 @@ import ray.exceptions
 
 from actors._bridge import BRIDGE
 from actors._kernels import KernelRunner
+from actors._metrics import HostMetrics
 from actors._naming import (
     PREFIX,
     actor_name,
@@ -224,6 +225,7 @@ class Host:
         self._client_guard = ReplayGuard(max_entries=1_000_000)
         self._kernels = KernelRunner()
         self._running: dict[tuple[str, str], asyncio.Task[None]] = {}  # (path, intent) -> kernel
+        self._metrics = HostMetrics()
         self.processed = 0
 
     def __repr__(self) -> str:
@@ -333,6 +335,12 @@ class Host:
         return self._keys
 
     async def _submit(self, intent: Intent) -> Outcome:
+        started = time.monotonic()
+        outcome = await self._await_outcome(intent)
+        self._metrics.outcome(outcome, time.monotonic() - started)
+        return outcome
+
+    async def _await_outcome(self, intent: Intent) -> Outcome:
         root = self.tree.root.name
         if intent.id in self._waiters or intent.id in self._outcomes:
             raise ValueError(f"intent id {intent.id!r} was already submitted")
@@ -511,6 +519,21 @@ class Host:
             "stopped_tasks": self._kernels.stopped,
         }
 
+    async def metrics(self) -> dict[str, Any]:
+        """What this host counted (:mod:`actors._metrics`), with its kernels and load."""
+        in_flight = [
+            [path, component.vs.s1.in_flight]
+            for path, component in sorted(self._components.items())
+            if SystemId.S1 in component.systems
+        ]
+        return {
+            "host": self.label,
+            "processed": self.processed,
+            "in_flight": in_flight,
+            "kernels": await self.kernel_metrics(),
+            **self._metrics.snapshot(),
+        }
+
     async def processed_count(self) -> int:
         """Messages this host has handed to its components."""
         return self.processed
@@ -671,6 +694,7 @@ class Host:
             elif kind is Emit:
                 assert isinstance(effect, Emit)
                 self._events.append(effect.event)
+                self._metrics.count(effect.event)
             elif kind is Schedule:
                 assert isinstance(effect, Schedule)
                 self._schedule(path, effect)

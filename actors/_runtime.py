@@ -367,15 +367,28 @@ class RayTree:
         """Messages the tree's hosts have handled so far."""
         return sum(int(n) for n in self._ask_all("processed_count"))
 
-    def _ask_all(self, method: str, *args: Any) -> list[Any]:
-        """Call ``method`` on every live host at once; the answers of those that answered."""
+    def host_metrics(self, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """What every live host counted (``Host.metrics``).
+
+        Hosts that did not answer within ``timeout`` seconds are left out.
+        """
+        return self._ask_all("metrics", timeout=timeout)
+
+    def _ask_all(self, method: str, *args: Any, timeout: float = 10.0) -> list[Any]:
+        """Call ``method`` on every live host at once; the answers that came in time.
+
+        ``timeout`` seconds for all of them together; hosts that failed are left out.
+        """
         names = [n for n in self.actor_names() if n != BRIDGE]  # the bridge hosts nothing
         handles = [h for n in names if (h := self._get(n))]
         refs = [getattr(h, method).remote(*args) for h in handles]
+        if not refs:
+            return []
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout)
         answers = []
-        for ref in refs:
+        for ref in ready:
             try:
-                answers.append(ray.get(ref, timeout=10))
+                answers.append(ray.get(ref))
             except ray.exceptions.RayError:
                 continue
         return answers

@@ -34,13 +34,18 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_TREE = 0, 1, 2, 3
 def _tree_commands(sub: Any) -> None:
     """Add the tree verbs to the ``vsm`` parser's subcommands."""
 
-    def common(parser: argparse.ArgumentParser, *, tree: bool = True) -> None:
+    def common(
+        parser: argparse.ArgumentParser,
+        *,
+        tree: bool = True,
+        formats: tuple[str, ...] = ("table", "json"),
+    ) -> None:
         parser.add_argument(
             "--address", help="Ray cluster (default: the local one, 'auto'; or ray://host:10001)"
         )
         if tree:
             parser.add_argument("--tree", help="the tree's name (default: the only one running)")
-        parser.add_argument("--format", choices=("table", "json"), default="table", help="output")
+        parser.add_argument("--format", choices=formats, default=formats[0], help="output")
 
     up = sub.add_parser(
         "up",
@@ -101,6 +106,21 @@ def _tree_commands(sub: Any) -> None:
     )
     common(rules)
 
+    metrics = sub.add_parser(
+        "metrics",
+        help="the tree's Prometheus metrics: print them, or serve them",
+        description=(
+            "Print the tree's metrics as read now (Prometheus text format, or --format json: "
+            "one sample per line), or with --serve keep serving them at "
+            "http://BIND:PORT/metrics for Prometheus to scrape until interrupted "
+            "(docs/observability.md)."
+        ),
+    )
+    metrics.add_argument("--serve", action="store_true", help="serve /metrics until Ctrl-C")
+    metrics.add_argument("--port", type=_port, default=9464, help="port to serve on (9464)")
+    metrics.add_argument("--bind", default="127.0.0.1", help="address to serve on (127.0.0.1)")
+    common(metrics, formats=("prometheus", "json"))
+
     down = sub.add_parser("down", help="stop a tree", description="Stop the tree's actors.")
     down.add_argument("--ray", action="store_true", help="also stop the local Ray cluster")
     common(down)
@@ -122,6 +142,8 @@ def run_tree_command(args: argparse.Namespace, console: Console) -> int:
                 return _events(args, client, console)
             if args.command == "rules":
                 return _rules(args, client, console)
+            if args.command == "metrics":
+                return _metrics(args, client, console)
             if args.command == "down":
                 client.stop()
                 if args.format == "json":
@@ -369,6 +391,39 @@ def _rules(args: argparse.Namespace, client: Client, console: Console) -> int:
         )
     console.print(table)
     return EXIT_OK
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {port}")
+    return port
+
+
+def _metrics(args: argparse.Namespace, client: Client, console: Console) -> int:
+    if not args.serve:
+        if args.format == "json":
+            for sample in client.metrics():
+                print(json.dumps(sample))
+        else:
+            sys.stdout.write(client.metrics_text())
+        return EXIT_OK
+    try:
+        server = client.serve_metrics(args.port, args.bind)
+    except OSError as exc:
+        console.print(f"[red]cannot serve on {args.bind}:{args.port}: {exc}[/]")
+        return EXIT_USAGE
+    console.print(f"serving the metrics of {client.name!r} at {server.url} (Ctrl-C stops)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    finally:
+        server.close()
 
 
 def _events(args: argparse.Namespace, client: Client, console: Console) -> int:

@@ -245,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _demo(args, console)
     if args.command == "keygen":
         return _keygen(args, console)
-    if args.command in ("up", "send", "tree", "status", "events", "rules", "down"):
+    if args.command in ("up", "send", "tree", "status", "events", "rules", "metrics", "down"):
         return run_tree_command(args, console)
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse guarantees a command
 

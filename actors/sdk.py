@@ -33,6 +33,7 @@ import ray.exceptions
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actors._bridge import BRIDGE
+from actors._metrics import MetricsServer, exposition, registry_for, serve_metrics
 from actors._naming import namespace_of
 from actors._runtime import RayTree, TreeNotRunningError
 from protocol import Envelope, IntentBody, Sender, Signer, seal
@@ -429,6 +430,32 @@ class Client:
         except TreeNotRunningError as exc:
             raise NoTreeError(str(exc)) from exc
 
+    def metrics(self) -> list[dict[str, Any]]:
+        """Every sample of the tree's Prometheus metrics, read now (docs/observability.md).
+
+        Each is ``{"name", "labels", "value"}``, e.g. ``{"name": "vsm_outcomes_total",
+        "labels": {"tree": "t", "status": "completed", "reason": ""}, "value": 3.0}``.
+        """
+        return [
+            {"name": sample.name, "labels": dict(sample.labels), "value": sample.value}
+            for family in registry_for(self._tree).collect()
+            for sample in family.samples
+        ]
+
+    def metrics_text(self) -> str:
+        """The tree's metrics in the Prometheus text format, read now."""
+        return exposition(self._tree)
+
+    def serve_metrics(self, port: int = 9464, host: str = "127.0.0.1") -> MetricsServer:
+        """Serve the tree's metrics at ``http://host:port/metrics``, from a thread.
+
+        It serves until the returned server's ``close()``; ``port=0`` takes a free port.
+
+        Raises:
+            OSError: the address cannot be bound (a port in use, say).
+        """
+        return serve_metrics(self._tree, port, host)
+
     def registry(self) -> list[dict[str, Any]]:
         """The root's registry replica: every live advert, as plain data."""
         found: list[dict[str, Any]] = ray.get(self._tree.desk().registry.remote())
@@ -597,6 +624,14 @@ class AsyncClient:
     async def status(self) -> dict[str, Any]:
         """As :meth:`Client.status`."""
         return await asyncio.to_thread(self._client.status)
+
+    async def metrics(self) -> list[dict[str, Any]]:
+        """As :meth:`Client.metrics`."""
+        return await asyncio.to_thread(self._client.metrics)
+
+    async def metrics_text(self) -> str:
+        """As :meth:`Client.metrics_text`."""
+        return await asyncio.to_thread(self._client.metrics_text)
 
     async def registry(self) -> list[dict[str, Any]]:
         """As :meth:`Client.registry`."""

@@ -11,11 +11,13 @@ import json
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 import ray
+from prometheus_client.parser import text_string_to_metric_families
 
 from actors.cli import main
 from actors.sdk import (
@@ -204,3 +206,56 @@ def test_a_tree_that_requires_signatures_takes_only_signed_intents(start_tree: A
     assert first.status is Status.COMPLETED
     assert (again.status, again.reason) == (Status.REJECTED, Refusal.POLICY)
     assert "replayed" in again.detail
+
+
+def test_the_tree_s_metrics_count_what_happened(
+    start_tree: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Outcomes at the desk, intents at each S1, summed over the pool's hosts; served too."""
+    tree = start_tree(tree_spec("pooled"))
+    with Client(tree.spec.name, user="bob") as client:
+        for i in range(4):
+            assert client.ask("b.echo", params={"i": i}, timeout=30) == {"i": i}
+        for capability, zone in (("c.echo", "eu"), ("no.such", "default")):
+            with pytest.raises(IntentRefused):
+                client.ask(capability, zone=zone, timeout=30)
+
+        def value(name: str, **labels: str) -> float:
+            return sum(
+                s["value"]
+                for s in client.metrics()
+                if s["name"] == name and labels.items() <= s["labels"].items()
+            )
+
+        assert value("vsm_outcomes_total", status="completed") == 4
+        assert value("vsm_outcomes_total", status="rejected", reason="policy") == 1
+        assert value("vsm_outcomes_total") == 6
+        # Every level the intents went through ended them: the root's S1 and the leaf's.
+        assert value("vsm_intents_total", path="root", status="completed") == 4
+        assert value("vsm_intents_total", path="root/a/b", status="completed") == 4
+        assert value("vsm_intent_duration_seconds_count", path="root/a/b") == 4
+        assert value("vsm_outcome_duration_seconds_count", status="completed") == 4
+        assert value("vsm_hosts_answered") == tree.spec.pool_size
+        assert value("vsm_messages_total") > 0
+
+        server = client.serve_metrics(port=0)
+        try:
+            assert server.host == "127.0.0.1"
+            with urllib.request.urlopen(server.url, timeout=30) as response:
+                body = response.read().decode()
+        finally:
+            server.close()
+        scraped = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(body)
+            for s in family.samples
+            if s.name == "vsm_outcomes_total"
+        }
+        assert sum(scraped.values()) == 6
+
+    assert main(["metrics", "--tree", tree.spec.name]) == 0
+    text = capsys.readouterr().out
+    assert "# TYPE vsm_outcomes_total counter" in text
+    code, lines = vsm(capsys, "metrics", "--tree", tree.spec.name)
+    assert code == 0
+    assert any(line["name"] == "vsm_outcomes_total" for line in lines)

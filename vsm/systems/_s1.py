@@ -416,6 +416,7 @@ class System1:
                 user=flight.intent.user,
                 capability=flight.capability,
                 unit=flight.unit if flight.unit not in (None, HANDED_OFF) else None,
+                seconds=now - flight.started,
             )
         )
         return effects
