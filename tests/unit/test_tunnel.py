@@ -53,6 +53,8 @@ from vsm.kernels._tunnel import (
     TunnelConfig,
     TunnelController,
     TunnelError,
+    first_argmax,
+    linspace_at,
     mixed_transmission,
     sequential_transmission,
     tunnel_kernel,
@@ -728,3 +730,32 @@ def test_arrays_summarised_for_tables() -> None:
         "transmission": "<f8 array [400000]",
         "peak": 1.0,
     }
+
+
+@given(
+    st.floats(-1e6, 1e6, allow_subnormal=True),
+    st.floats(-1e6, 1e6, allow_subnormal=True),
+    st.integers(1, 5_000),
+    st.data(),
+)
+def test_one_point_of_the_grid_is_bit_for_bit_numpys(
+    start: float, stop: float, num: int, data: st.DataObject
+) -> None:
+    """The merge takes the peak's energy without making the grid: the same float."""
+    index = data.draw(st.integers(0, num - 1))
+    expected = np.linspace(start, stop, num)[index]
+    assert linspace_at(start, stop, num, index) == expected
+    assert math.copysign(1, linspace_at(start, stop, num, index)) == math.copysign(1, expected)
+
+
+@given(st.lists(st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=6), min_size=1))
+def test_the_peak_of_the_parts_is_numpys_argmax_of_them_joined(parts: list[list[float]]) -> None:
+    arrays = [np.array(p, dtype=np.float64) for p in parts]
+    joined = np.concatenate(arrays)
+    if not len(joined):
+        with pytest.raises(KernelError):
+            first_argmax(arrays)
+        return
+    index, value = first_argmax(arrays)
+    assert index == int(np.argmax(joined))
+    assert value == joined[index] or (math.isnan(value) and math.isnan(joined[index]))
