@@ -80,6 +80,7 @@ from actors._naming import (
     spec_at,
 )
 from actors._store import CheckpointStore
+from actors._tracing import IntentTracer
 from protocol import (
     IntentBody,
     KeyStore,
@@ -226,6 +227,7 @@ class Host:
         self._kernels = KernelRunner()
         self._running: dict[tuple[str, str], asyncio.Task[None]] = {}  # (path, intent) -> kernel
         self._metrics = HostMetrics()
+        self._tracer = IntentTracer(tree, label)
         self.processed = 0
 
     def __repr__(self) -> str:
@@ -335,9 +337,11 @@ class Host:
         return self._keys
 
     async def _submit(self, intent: Intent) -> Outcome:
-        started = time.monotonic()
+        started, started_ns = time.monotonic(), time.time_ns()
         outcome = await self._await_outcome(intent)
         self._metrics.outcome(outcome, time.monotonic() - started)
+        if self._tracer.enabled:
+            self._tracer.intent(intent, outcome, started_ns, time.time_ns())
         return outcome
 
     async def _await_outcome(self, intent: Intent) -> Outcome:
@@ -695,6 +699,8 @@ class Host:
                 assert isinstance(effect, Emit)
                 self._events.append(effect.event)
                 self._metrics.count(effect.event)
+                if self._tracer.enabled:
+                    self._tracer.ended(effect.event)
             elif kind is Schedule:
                 assert isinstance(effect, Schedule)
                 self._schedule(path, effect)
@@ -786,7 +792,11 @@ class Host:
         self._drain()
 
     async def _run_kernel(self, path: str, effect: RunKernel) -> None:
+        started_ns = time.time_ns()
         result, error = await self._kernels.run(effect.kernel, effect.params, effect.cpus)
+        if self._tracer.enabled:
+            ended_ns = time.time_ns()
+            self._tracer.kernel(path, effect.intent_id, effect.kernel, started_ns, ended_ns, error)
         done = KernelFinished(intent_id=effect.intent_id, result=result, error=error)
         self._route(path, effect.reply_to, done)
         self._drain()

@@ -140,6 +140,11 @@ class RayTree:
             raise RuntimeError("Ray is not initialised: call ray.init() (or use the SDK client)")
         storage = str(Path(spec.storage).resolve()) if checkpoints else None
         spec = _with_readable_identity(spec)
+        if spec.tracing is not None and spec.tracing.exporter == "file":  # the caller's directory
+            tracing = spec.tracing.model_copy(
+                update={"path": str(Path(spec.tracing.path).resolve())}
+            )
+            spec = spec.model_copy(update={"tracing": tracing})
         tree = cls(spec, storage)
         if tree._alive(tree._desk_name):
             raise TreeExistsError(

@@ -28,6 +28,7 @@ __all__ = [
     "PeerSpec",
     "Placement",
     "PolicySpec",
+    "TracingSpec",
     "TreeSpec",
 ]
 
@@ -326,6 +327,24 @@ class FederationSpec(BaseModel):
         return self
 
 
+class TracingSpec(BaseModel):
+    """OpenTelemetry spans of the tree's intents (docs/observability.md)."""
+
+    model_config = _MODEL
+
+    exporter: Literal["file", "console"] = Field(
+        default="file", description="JSON lines appended to `path`, or printed to stdout"
+    )
+    path: str = Field(
+        default="vsm-traces.jsonl",
+        min_length=1,
+        description="the file spans are appended to (resolved against the caller's directory)",
+    )
+    sample: float = Field(
+        default=1.0, ge=0.0, le=1.0, description="fraction of intents traced (by trace id)"
+    )
+
+
 class TreeSpec(BaseModel):
     """A whole tree of viable systems."""
 
@@ -342,6 +361,9 @@ class TreeSpec(BaseModel):
     clients: ClientsSpec = ClientsSpec()
     federation: FederationSpec | None = Field(
         default=None, description="peers in other clusters, joined over RabbitMQ"
+    )
+    tracing: TracingSpec | None = Field(
+        default=None, description="export OpenTelemetry spans of the intents"
     )
 
     @model_validator(mode="after")
