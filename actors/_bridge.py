@@ -47,7 +47,8 @@ import contextlib
 import logging
 import time
 from collections import Counter, deque
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Generic, TypeVar
 
 import ray
 
@@ -75,6 +76,8 @@ __all__ = ["BRIDGE", "Bridge", "BridgeActor", "bridge_queue"]
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 BRIDGE = f"{PREFIX}#bridge"
 """The bridge's actor name in its tree's namespace (no viable system's: ``#`` is in no path)."""
 
@@ -97,6 +100,43 @@ QUEUES = (("intents", "#"), ("announcements", ""), ("algedonic", "#"), ("audit",
 def bridge_queue(cluster: str, exchange: str) -> str:
     """The name (after the prefix) of the queue a cluster's bridge consumes ``exchange`` by."""
     return f"{cluster}.bridge.{exchange}"
+
+
+class _PerTurn(Generic[T]):
+    """Items added in one turn of the event loop, handled together by one call of ``flush``.
+
+    :meth:`add` returns once that call returned, or raises what it raised.
+    """
+
+    def __init__(self, flush: Callable[[list[T]], Awaitable[None]]) -> None:
+        self._flush = flush
+        self._pending: tuple[list[T], asyncio.Future[None]] | None = None
+        self._running: set[asyncio.Task[None]] = set()  # held, or they may be collected
+
+    async def add(self, items: Iterable[T]) -> None:
+        if self._pending is None:
+            loop = asyncio.get_running_loop()
+            self._pending = ([], loop.create_future())
+            loop.call_soon(self._start)
+        batch, done = self._pending
+        batch.extend(items)
+        await asyncio.shield(done)
+
+    def _start(self) -> None:
+        assert self._pending is not None
+        batch, done = self._pending
+        self._pending = None
+        task = asyncio.get_running_loop().create_task(self._run(batch, done))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run(self, batch: list[T], done: asyncio.Future[None]) -> None:
+        try:
+            await self._flush(batch)
+        except Exception as exc:
+            done.set_exception(exc)
+        else:
+            done.set_result(None)
 
 
 class Bridge:
@@ -127,7 +167,7 @@ class Bridge:
             for item in kept:
                 self.guard.record(*item)
             self.counts["replay_window_loaded"] = len(kept)
-        self._unsaved: tuple[list[tuple[str, bytes, float]], asyncio.Future[None]] | None = None
+        self._recorded: _PerTurn[tuple[str, bytes, float]] = _PerTurn(self._save_recorded)
         self.refused: Counter[str] = Counter()
         self.peer_checkpoints: dict[str, list[Any]] = {}
         self.peer_announced: dict[str, float] = {}
@@ -138,10 +178,7 @@ class Bridge:
         self._tasks: list[asyncio.Task[Any]] = []
         self._handles: dict[str, Any] = {}
         self._handling: set[str] = set()
-        self._flushes: set[asyncio.Task[None]] = set()
-        self._inbound: tuple[list[tuple[str, SystemId, Message]], asyncio.Future[None]] | None = (
-            None
-        )
+        self._inbound: _PerTurn[tuple[str, SystemId, Message]] = _PerTurn(self._deliver_now)
         self._last_part: dict[str, Any] | None = None
         self._last_audit = -1
         self._rounds = 0
@@ -359,7 +396,7 @@ class Bridge:
         self.guard.record(*recorded)
         if self.replay_log is not None:
             try:
-                await self._keep(recorded)
+                await self._recorded.add([recorded])  # rule 6
             except Exception:  # applied but not kept: redelivered, and taken as a replay
                 logger.warning("%r: keeping %s failed", self, envelope.id, exc_info=True)
                 self.counts["replay_log_failures"] += 1
@@ -368,27 +405,10 @@ class Bridge:
         await delivery.ack()
         self.counts[f"received_{envelope.kind}"] += 1
 
-    async def _keep(self, recorded: tuple[str, bytes, float]) -> None:
-        """Keep ``recorded`` in the replay log with the others of this turn (rule 6)."""
-        if self._unsaved is None:
-            loop = asyncio.get_running_loop()
-            self._unsaved = ([], loop.create_future())
-            loop.call_soon(self._save_recorded)
-        items, done = self._unsaved
-        items.append(recorded)
-        await asyncio.shield(done)
-
-    def _save_recorded(self) -> None:
-        assert self._unsaved is not None
+    async def _save_recorded(self, items: list[tuple[str, bytes, float]]) -> None:
+        """Keep what one turn recorded in the replay log, in one transaction (rule 6)."""
         assert self.replay_log is not None
-        items, done = self._unsaved
-        self._unsaved = None
-        try:
-            self.replay_log.add(items)  # one small transaction: cheaper than a thread hop
-        except Exception as exc:  # not kept: not acked either, so it comes back
-            done.set_exception(exc)
-        else:
-            done.set_result(None)
+        self.replay_log.add(items)  # a small transaction: cheaper than a thread hop
 
     async def _apply(self, envelope: Envelope, peer: str, accepted: Any) -> None:
         if accepted.checkpoint is not None:
@@ -404,23 +424,9 @@ class Bridge:
         One ``deliver_batch`` call per host per turn of the event loop (rule 3); returns once
         that call returned, or raises what it raised.
         """
-        if self._inbound is None:
-            loop = asyncio.get_running_loop()
-            self._inbound = ([], loop.create_future())
-            loop.call_soon(self._start_flush)
-        items, done = self._inbound
-        items.extend(messages)
-        await asyncio.shield(done)
+        await self._inbound.add(messages)
 
-    def _start_flush(self) -> None:
-        task = asyncio.get_running_loop().create_task(self._flush_inbound())
-        self._flushes.add(task)  # a task nobody holds may be collected before it ends
-        task.add_done_callback(self._flushes.discard)
-
-    async def _flush_inbound(self) -> None:
-        assert self._inbound is not None
-        items, done = self._inbound
-        self._inbound = None
+    async def _deliver_now(self, items: list[tuple[str, SystemId, Message]]) -> None:
         by_host: dict[str, list[tuple[str, SystemId, Message]]] = {}
         for path, system, message in items:
             by_host.setdefault(self._host_name(path, system), []).append((path, system, message))
@@ -432,11 +438,9 @@ class Bridge:
                     raise RuntimeError(f"no host {name!r} for {batch[0][0]!r} is running")
                 calls.append(handle.deliver_batch.remote(batch))
             await asyncio.gather(*calls)
-        except Exception as exc:
+        except Exception:
             self._handles.clear()  # a host may have been replaced: look it up again
-            done.set_exception(exc)
-        else:
-            done.set_result(None)
+            raise
 
     def _keep_checkpoint(self, peer: str, data: dict[str, Any]) -> None:
         try:

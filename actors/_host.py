@@ -131,6 +131,10 @@ CLIENT_GRACE = 5.0
 """Seconds past an intent's deadline before the desk answers it with a deadline refusal."""
 CHECKPOINT_EVERY = 2.0
 """Seconds between checkpoint rounds; a round saves only the components that changed."""
+BRIDGE_TTL = 5.0
+"""Seconds a host reuses the bridge's handle before it looks the name up again. Ray restarts
+the bridge in place (the handle stays good), but one made again under its name (after
+``ray.kill(..., no_restart=True)``) is a new actor that only a new lookup finds."""
 MAX_CONCURRENCY = 100_000
 """Calls a host runs at once. Every client waiting at the desk holds one until its outcome;
 with Ray's default (1,000), a thousand pipelined intents would leave no room for the calls
@@ -210,6 +214,7 @@ class Host:
         self._outgoing: dict[str, list[tuple[str, SystemId, Message]]] = {}
         self._flush_pending = False
         self._handles: dict[str, Any] = {}
+        self._bridge_looked_up = 0.0  # when the bridge's handle was last looked up by name
         self._owned: dict[str, list[Any]] = {}  # child path -> the actors this host made for it
         self._incarnations: dict[str, int] = {}
         self._timers: dict[tuple[str, str], _Timer] = {}
@@ -668,6 +673,9 @@ class Host:
         return host_name(to.path, to.system, self._placement(to.path), self.pool_size)
 
     def _lookup(self, name: str) -> Any:
+        if name == BRIDGE and time.monotonic() - self._bridge_looked_up > BRIDGE_TTL:
+            self._handles.pop(BRIDGE, None)  # a bridge made again under its name is found
+            self._bridge_looked_up = time.monotonic()
         handle = self._handles.get(name)
         if handle is None:
             try:

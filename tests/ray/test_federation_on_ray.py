@@ -387,6 +387,8 @@ def test_a_partition_fails_remote_intents_at_their_deadline_and_heals(pair: Pair
             "beta's maps in alpha",
             lambda: "maps.sum" in {a["capability"] for a in client.registry()},
         )
+        # Served once first, so beta's hosts hold a handle of the bridge that goes away.
+        assert client.ask("maps.sum", params={"values": [2, 2]}, timeout=30) == 4
         ray.kill(beta.bridge(), no_restart=True)
         wait_for("beta's bridge gone", lambda: beta.bridge() is None)
         assert client.ask("alpha.echo", params={"k": 1}, timeout=10) == {"k": 1}
