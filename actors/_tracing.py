@@ -15,9 +15,12 @@ Rules:
     3. Sampling by trace id: an intent is traced when the low 64 bits of its trace id fall
        under ``sample`` of their range (as OpenTelemetry's ``TraceIdRatioBased``), so every
        host, in every cluster, decides the same for one intent.
-    4. Export: each host process writes its spans as they end, one JSON object per line, to
-       the spec's file (appending) or to stdout; synchronously, so a host killed by Ray has
-       lost nothing it ended.
+    4. Export: to a file or stdout, each host process writes its spans as they end, one
+       JSON object per line (appending), synchronously, so a host killed by Ray has lost
+       nothing it ended. To an OTLP/HTTP collector (``otlp``), spans go in batches from a
+       background thread every ``OTLP_EVERY`` seconds, so a collector that is slow or away
+       never holds up the host; a host killed by Ray loses what it ended since the last
+       batch, and spans the collector refuses are dropped (OpenTelemetry's exporter logs it).
 """
 
 from __future__ import annotations
@@ -33,9 +36,14 @@ from typing import Any, TextIO
 
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, Tracer, TracerProvider
-from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, Tracer, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+)
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status as SpanStatus
@@ -47,6 +55,11 @@ from vsm.intents import Intent, Outcome, Status
 from vsm.spec import TracingSpec, TreeSpec
 
 __all__ = ["IntentTracer", "s1_span_id", "sampled", "trace_ids"]
+
+OTLP_EVERY = 0.5
+"""Seconds between the batches a host sends to an OTLP collector (rule 4)."""
+OTLP_TIMEOUT = 5.0
+"""Seconds one batch may take to reach the collector."""
 
 _ENDED = {f"intent.{status}" for status in Status}
 _NEXT: ContextVar[tuple[int, int] | None] = ContextVar("vsm_next_ids", default=None)
@@ -114,23 +127,30 @@ class _LinesExporter(ConsoleSpanExporter):
             self._file.close()
 
 
+def _processor(spec: TracingSpec) -> SpanProcessor:
+    if spec.exporter == "otlp":
+        exporter = OTLPSpanExporter(endpoint=spec.endpoint, timeout=OTLP_TIMEOUT)
+        return BatchSpanProcessor(exporter, schedule_delay_millis=OTLP_EVERY * 1000)
+    out: TextIO = (
+        sys.stdout
+        if spec.exporter == "console"
+        else open(spec.path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115  # kept open
+    )
+    return SimpleSpanProcessor(_LinesExporter(out))
+
+
 def _provider(spec: TracingSpec, tree: str, host: str) -> TracerProvider:
-    key = (tree, host, spec.exporter, spec.path)
+    key = (tree, host, spec.exporter, spec.endpoint if spec.exporter == "otlp" else spec.path)
     with _LOCK:
         provider = _PROVIDERS.get(key)
         if provider is None:
-            out: TextIO = (
-                sys.stdout
-                if spec.exporter == "console"
-                else open(spec.path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115  # kept open
-            )
             provider = TracerProvider(
                 resource=Resource.create(
                     {"service.name": "vsm-ray", "vsm.tree": tree, "vsm.host": host}
                 ),
                 id_generator=_DerivedIds(),
             )
-            provider.add_span_processor(SimpleSpanProcessor(_LinesExporter(out)))
+            provider.add_span_processor(_processor(spec))
             _PROVIDERS[key] = provider
         return provider
 
@@ -162,10 +182,18 @@ class IntentTracer:
             frozenset(p.cluster for p in tree.federation.peers) if tree.federation else frozenset()
         )
         self._tracer: Tracer | None = None
+        self._provider: TracerProvider | None = None
         if self.spec is not None:
-            tracer = _provider(self.spec, tree.name, host).get_tracer("vsm-ray")
+            self._provider = _provider(self.spec, tree.name, host)
+            tracer = self._provider.get_tracer("vsm-ray")
             assert isinstance(tracer, Tracer)
             self._tracer = tracer
+
+    def flush(self, timeout: float = OTLP_TIMEOUT) -> bool:
+        """Send what is batched now (``otlp``); whether it all went within ``timeout`` s."""
+        if self._provider is None:
+            return True
+        return bool(self._provider.force_flush(int(timeout * 1000)))
 
     def _traced(self, intent_id: str) -> tuple[str, int, int] | None:
         if self.spec is None:

@@ -332,13 +332,19 @@ class TracingSpec(BaseModel):
 
     model_config = _MODEL
 
-    exporter: Literal["file", "console"] = Field(
-        default="file", description="JSON lines appended to `path`, or printed to stdout"
+    exporter: Literal["file", "console", "otlp"] = Field(
+        default="file",
+        description="JSON lines appended to `path`, printed to stdout, or sent to `endpoint`",
     )
     path: str = Field(
         default="vsm-traces.jsonl",
         min_length=1,
         description="the file spans are appended to (resolved against the caller's directory)",
+    )
+    endpoint: str = Field(
+        default="http://127.0.0.1:4318/v1/traces",
+        pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description="where `otlp` sends spans: an OTLP/HTTP collector's traces URL",
     )
     sample: float = Field(
         default=1.0, ge=0.0, le=1.0, description="fraction of intents traced (by trace id)"

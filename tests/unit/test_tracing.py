@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from pydantic import ValidationError
 
 from actors._tracing import IntentTracer, original_id, s1_span_id, sampled, trace_ids
 from protocol._federation import traceparent_of
@@ -107,3 +112,57 @@ def test_nothing_is_written_for_an_unsampled_intent_or_without_tracing(tmp_path:
     plain = IntentTracer(TreeSpec(name="t", root=NodeSpec(name="root")), "vsm:root")
     assert not plain.enabled
     plain.ended(ended("i-1", "root"))  # a no-op
+
+
+class _Collector(http.server.BaseHTTPRequestHandler):
+    """An OTLP/HTTP collector on loopback: keeps the spans it is sent."""
+
+    spans: ClassVar[list[Any]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        request = trace_service_pb2.ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        for resource in request.resource_spans:
+            for scope in resource.scope_spans:
+                type(self).spans.extend(scope.spans)
+        reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args: object) -> None:  # quiet
+        pass
+
+
+def test_spans_reach_an_otlp_collector() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_port}/v1/traces"
+        spec = TreeSpec(
+            name="t",
+            root=NodeSpec(name="root"),
+            tracing=TracingSpec(exporter="otlp", endpoint=endpoint),
+        )
+        tracer = IntentTracer(spec, "vsm:root")
+        tracer.ended(ended("i-7", "root"))
+        outcome = Outcome.completed("i-7", 1, "root")
+        tracer.intent(Intent(id="i-7", capability="c", user="u"), outcome, 1, 2)
+        assert tracer.flush()
+        got = {span.name: span for span in _Collector.spans}
+        assert set(got) == {"vsm.s1 root", "vsm.intent"}
+        trace_id, root = trace_ids("i-7")
+        assert {span.trace_id for span in got.values()} == {trace_id.to_bytes(16, "big")}
+        assert got["vsm.s1 root"].parent_span_id == root.to_bytes(8, "big")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_bad_endpoint_is_refused_with_the_field_named() -> None:
+    with pytest.raises(ValidationError, match="endpoint"):
+        TracingSpec(exporter="otlp", endpoint="not a url")
