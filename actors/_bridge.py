@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -52,6 +51,7 @@ from typing import Any, Generic, TypeVar
 
 import ray
 
+from actors._logs import logger_for
 from actors._naming import PREFIX, host_in, namespace_of
 from actors._store import ReplayLog
 from protocol import (
@@ -74,7 +74,6 @@ from vsm.spec import FederationSpec, TreeSpec
 
 __all__ = ["BRIDGE", "Bridge", "BridgeActor", "bridge_queue"]
 
-logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -154,6 +153,7 @@ class Bridge:
         self.tree = tree
         self.spec: FederationSpec = tree.federation
         self.namespace = namespace_of(tree.name)
+        self._log = logger_for(__name__, vsm_tree=tree.name, vsm_cluster=self.spec.cluster)
         identity = Identity.load(self.spec.identity, self.spec.key_id)
         self.identity = identity
         self.federation = Federation(
@@ -292,7 +292,13 @@ class Bridge:
                 if isinstance(result, TransportError | TimeoutError | ConnectionError):
                     failed.append(outgoing)
                 elif isinstance(result, BaseException):  # not the broker's doing: never sendable
-                    logger.error("%r: cannot publish %s: %r", self, outgoing.envelope.id, result)
+                    self._log.error(
+                        "%r: cannot publish %s: %r",
+                        self,
+                        outgoing.envelope.id,
+                        result,
+                        extra={"envelope_id": outgoing.envelope.id},
+                    )
                     self.counts["publish_errors"] += 1
                 else:
                     self.counts[f"sent_{outgoing.envelope.kind}"] += 1
@@ -318,7 +324,7 @@ class Bridge:
                 )
             except (TransportError, OSError, TimeoutError) as exc:
                 self.counts["connect_retries"] += 1
-                logger.info("%r: the broker at %s is not reachable (%s)", self, url, exc)
+                self._log.info("%r: the broker at %s is not reachable (%s)", self, url, exc)
                 await asyncio.sleep(RETRY_EVERY)
                 continue
             self._own = own
@@ -342,7 +348,7 @@ class Bridge:
                     break
                 except Exception as exc:  # aio-pika/aiormq raise their own kinds here too
                     self.counts["connect_retries"] += 1
-                    logger.info("%r: subscribing to %s failed (%s)", self, exchange, exc)
+                    self._log.info("%r: subscribing to %s failed (%s)", self, exchange, exc)
                     await asyncio.sleep(RETRY_EVERY)
             self._tasks.append(loop.create_task(self._consume(subscription)))
         self._connected.set()
@@ -385,7 +391,13 @@ class Bridge:
             await delivery.dead_letter(exc.reason)
             return
         except Exception:  # the tree is away for a moment: the envelope comes back
-            logger.warning("%r: delivering %s failed", self, envelope.id, exc_info=True)
+            self._log.warning(
+                "%r: delivering %s failed",
+                self,
+                envelope.id,
+                exc_info=True,
+                extra={"envelope_id": envelope.id},
+            )
             self.counts["deliver_retries"] += 1
             await asyncio.sleep(RETRY_EVERY)
             await delivery.nack(requeue=True)
@@ -398,7 +410,13 @@ class Bridge:
             try:
                 await self._recorded.add([recorded])  # rule 6
             except Exception:  # applied but not kept: redelivered, and taken as a replay
-                logger.warning("%r: keeping %s failed", self, envelope.id, exc_info=True)
+                self._log.warning(
+                    "%r: keeping %s failed",
+                    self,
+                    envelope.id,
+                    exc_info=True,
+                    extra={"envelope_id": envelope.id},
+                )
                 self.counts["replay_log_failures"] += 1
                 await delivery.nack(requeue=True)
                 return

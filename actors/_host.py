@@ -55,7 +55,6 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
-import logging
 import math
 import os
 import sqlite3
@@ -69,6 +68,7 @@ import ray.exceptions
 
 from actors._bridge import BRIDGE
 from actors._kernels import KernelRunner
+from actors._logs import logger_for
 from actors._metrics import HostMetrics
 from actors._naming import (
     PREFIX,
@@ -125,7 +125,6 @@ from vsm.systems import ViableSystem
 
 __all__ = ["CLIENT_GRACE", "Host", "HostActor"]
 
-logger = logging.getLogger(__name__)
 
 CLIENT_GRACE = 5.0
 """Seconds past an intent's deadline before the desk answers it with a deadline refusal."""
@@ -207,6 +206,7 @@ class Host:
         self._saved: dict[str, tuple[object, ...]] = {}
         self._checkpointing: asyncio.Task[None] | None = None
         self.label = label
+        self._log = logger_for(__name__, vsm_tree=tree.name, vsm_host=label)
         self.pool_size = pool_size
         self.namespace = namespace_of(tree.name)
         self._components: dict[str, _Component] = {}
@@ -271,8 +271,11 @@ class Host:
             try:
                 self._carry_out(path, vs.restore(saved, incarnation, now))
             except MalformedDataError:
-                logger.exception(
-                    "%r: the checkpoint of %s is unreadable; starting fresh", self, path
+                self._log.exception(
+                    "%r: the checkpoint of %s is unreadable; starting fresh",
+                    self,
+                    path,
+                    extra={"vsm_path": path},
                 )
         parent_path = parent_of(path)
         if parent is not None and parent_path is not None:  # the host of the parent's S5
@@ -603,7 +606,7 @@ class Host:
             try:
                 self._save_changed()
             except sqlite3.Error:  # a full disk or a locked file: try again next round
-                logger.exception(
+                self._log.exception(
                     "%r: checkpointing failed; retrying in %ss", self, CHECKPOINT_EVERY
                 )
 
@@ -658,7 +661,13 @@ class Host:
         for name, batch in outgoing.items():
             handle = self._lookup(name)
             if handle is None:
-                logger.debug("%r: no host %s; %d messages lost", self, name, len(batch))
+                self._log.debug(
+                    "%r: no host %s; %d messages lost",
+                    self,
+                    name,
+                    len(batch),
+                    extra={"vsm_path": batch[0][0]},
+                )
             elif len(batch) == 1:
                 handle.deliver.remote(*batch[0])
             else:

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from actors._logs import LOG_FORMATS, logging_config
 from actors._runtime import RayTree, TreeExistsError, TreeStartError
 from actors.sdk import Client, IntentRefused, IntentTimeout, NoSuchViableSystem, NoTreeError
 from actors.specfile import SpecError, load_rules, load_spec
@@ -58,6 +59,12 @@ def _tree_commands(sub: Any) -> None:
     up.add_argument("spec", help="tree spec file: .toml, .yaml/.yml or .json")
     up.add_argument("--resume", action="store_true", help="take up the last run's checkpoints")
     up.add_argument("--timeout", type=float, default=120.0, help="seconds to wait (120)")
+    up.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="the hosts' log lines: Ray's text, or one JSON object a line (docs/observability.md)",
+    )
     common(up, tree=False)
 
     send = sub.add_parser(
@@ -165,7 +172,7 @@ def _up(args: argparse.Namespace, console: Console) -> int:
     except SpecError as exc:
         console.print(f"[red]{exc}[/]")
         return EXIT_USAGE
-    connected = _connect_or_start(args.address, console)
+    connected = _connect_or_start(args.address, console, args.log_format)
     try:
         with Progress(
             TextColumn("[progress.description]{task.description}"),
@@ -214,11 +221,16 @@ def _up(args: argparse.Namespace, console: Console) -> int:
             ray.shutdown()
 
 
-def _connect_or_start(address: str | None, console: Console) -> bool:
-    """Connect to Ray (starting a local head node if none runs); return whether we connected."""
+def _connect_or_start(address: str | None, console: Console, log_format: str = "text") -> bool:
+    """Connect to Ray (starting a local head node if none runs); return whether we connected.
+
+    The job's actors (the tree's hosts) log in ``log_format`` (:mod:`actors._logs`).
+    """
     if ray.is_initialized():
         return False
     options: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
+    if log_format != "text":
+        options["logging_config"] = logging_config(log_format)
     try:
         ray.init(address=address or "auto", **options)
         return True

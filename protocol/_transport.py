@@ -393,7 +393,12 @@ async def consume(
             await handler(envelope)
         except Exception:  # the handler's failure is retried; BaseException propagates
             failed += 1
-            logger.warning("handler failed on envelope %s", envelope.id, exc_info=True)
+            logger.warning(
+                "handler failed on envelope %s",
+                envelope.id,
+                exc_info=True,
+                extra={"envelope_id": envelope.id},
+            )
             if delivery.attempt >= max_attempts:
                 await delivery.dead_letter("handler-failed")
                 dead_lettered += 1
