@@ -28,13 +28,13 @@ spawn_node_40_s, spawn_pooled_1000_s, spawn_pooled_1000_gb
 
 kernel_efficiency
     A CPU-bound kernel through a tree: one intent for the ``tunnel`` capability (a 50-cell
-    lattice over ``KERNEL_POINTS`` energies, the largest grid the kernel takes: about 0.6 s of
-    work per core here, ``cpus = 1``) submitted to a root that offers it; its host splits the
+    lattice over ``KERNEL_POINTS`` energies, the largest grid the kernel takes: about 1 s of
+    work in one process on the machine of docs/benchmarks.md, ``cpus = 1``) submitted to a root that offers it; its host splits the
     work into one chunk per free core, runs them as Ray tasks, merges, and replies. Baseline:
     the same kernel run whole in the driver (single-process numpy), in the same run,
     interleaved. Efficiency = baseline time / (cores x intent time). Checked: the intent's
     result equals the single-process result. ``kernel_efficiency_400k`` is the same at
-    ``SMALL_KERNEL_POINTS`` (about 0.25 s per core), reported without a target: there the
+    ``SMALL_KERNEL_POINTS`` (0.4 of the work), reported without a target: there the
     intent's fixed cost (its actor hops, the chunk tasks' leases) and Ray's own daemons on two
     cores weigh more.
 """
