@@ -29,8 +29,9 @@ spawn_node_40_s, spawn_pooled_1000_s, spawn_pooled_1000_gb
 kernel_efficiency
     A CPU-bound kernel through a tree: one intent for the ``tunnel`` capability (a 50-cell
     lattice over ``KERNEL_POINTS`` energies, the largest grid the kernel takes: about 1 s of
-    work in one process on the machine of docs/benchmarks.md, ``cpus = 1``) submitted to a root that offers it; its host splits the
-    work into one chunk per free core, runs them as Ray tasks, merges, and replies. Baseline:
+    work in one process on the machine of docs/benchmarks.md, ``cpus = 1``) submitted to a
+    root that offers it; its host splits the work into one chunk per free core, runs them as
+    Ray tasks, merges, and replies. Baseline:
     the same kernel run whole in the driver (single-process numpy), in the same run,
     interleaved. Efficiency = baseline time / (cores x intent time). Checked: the intent's
     result equals the single-process result. ``kernel_efficiency_400k`` is the same at
