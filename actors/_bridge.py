@@ -54,6 +54,7 @@ import ray
 from actors._logs import logger_for
 from actors._naming import PREFIX, host_in, namespace_of
 from actors._store import ReplayLog
+from actors._tracing import IntentTracer
 from protocol import (
     AmqpTransport,
     Envelope,
@@ -154,6 +155,7 @@ class Bridge:
         self.spec: FederationSpec = tree.federation
         self.namespace = namespace_of(tree.name)
         self._log = logger_for(__name__, vsm_tree=tree.name, vsm_cluster=self.spec.cluster)
+        self._tracer = IntentTracer(tree, BRIDGE.removeprefix("vsm:"))
         identity = Identity.load(self.spec.identity, self.spec.key_id)
         self.identity = identity
         self.federation = Federation(
@@ -302,6 +304,11 @@ class Bridge:
                     self.counts["publish_errors"] += 1
                 else:
                     self.counts[f"sent_{outgoing.envelope.kind}"] += 1
+                    if self._tracer.enabled:  # from when it was sealed to its confirm
+                        sealed_ns = outgoing.envelope.hlc[0] * 1_000_000
+                        self._tracer.envelope(
+                            "send", outgoing.envelope, peer, sealed_ns, time.time_ns()
+                        )
             if failed:
                 queue.extendleft(reversed(failed))  # back in front, in their order
                 self.counts["publish_retries"] += len(failed)
@@ -365,6 +372,7 @@ class Bridge:
             task.add_done_callback(running.discard)
 
     async def _take(self, delivery: Any) -> None:
+        taken_ns = time.time_ns()
         try:
             envelope = unseal(delivery.data, self.federation.keys, self.guard, time.time())
             accepted = self.federation.inbound(envelope)
@@ -422,6 +430,8 @@ class Bridge:
                 return
         await delivery.ack()
         self.counts[f"received_{envelope.kind}"] += 1
+        if self._tracer.enabled:
+            self._tracer.envelope("receive", envelope, accepted.peer, taken_ns, time.time_ns())
 
     async def _save_recorded(self, items: list[tuple[str, bytes, float]]) -> None:
         """Keep what one turn recorded in the replay log, in one transaction (rule 6)."""

@@ -10,7 +10,10 @@ Rules:
        trace's root); ``vsm.s1 <path>`` for each viable system whose System 1 ended the
        intent, from its dispatch to its end (a child of the root; its span id derives from
        the intent and the path); ``vsm.kernel <name>`` for a kernel run as Ray tasks (a child
-       of its viable system's S1 span). Attributes are ``vsm.*``; the span of an intent that
+       of its viable system's S1 span); ``vsm.bridge.send <kind>`` and ``vsm.bridge.receive
+       <kind>`` for each envelope about an intent (intent, outcome, progress, cancel) that a
+       federation bridge published or took (children of the root: their trace is the one the
+       envelope's ``traceparent`` names). Attributes are ``vsm.*``; the span of an intent that
        did not complete has status ERROR with its reason.
     3. Sampling by trace id: an intent is traced when the low 64 bits of its trace id fall
        under ``sample`` of their range (as OpenTelemetry's ``TraceIdRatioBased``), so every
@@ -49,6 +52,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFl
 from opentelemetry.trace.status import Status as SpanStatus
 from opentelemetry.trace.status import StatusCode
 
+from protocol import Envelope
 from protocol._federation import traceparent_of
 from vsm.effects import Event
 from vsm.intents import Intent, Outcome, Status
@@ -62,6 +66,7 @@ OTLP_TIMEOUT = 5.0
 """Seconds one batch may take to reach the collector."""
 
 _ENDED = {f"intent.{status}" for status in Status}
+_ABOUT_INTENTS = frozenset({"intent", "outcome", "progress", "cancel"})
 _NEXT: ContextVar[tuple[int, int] | None] = ContextVar("vsm_next_ids", default=None)
 _PROVIDERS: dict[tuple[str, str, str, str], TracerProvider] = {}
 _LOCK = threading.Lock()
@@ -276,3 +281,37 @@ class IntentTracer:
             start_time=start_ns,
         )
         _end(span, error is None, error or "", end_ns)
+
+    def envelope(
+        self, direction: str, envelope: Envelope, peer: str, start_ns: int, end_ns: int
+    ) -> None:
+        """The span of an envelope about an intent that a bridge sent or took (rule 2).
+
+        ``direction`` is ``"send"`` (published and confirmed) or ``"receive"`` (taken and
+        acked); envelopes about no intent, or without a ``traceparent``, are not traced.
+        """
+        traceparent = envelope.causality.traceparent
+        if (
+            self.spec is None
+            or self._tracer is None
+            or envelope.kind not in _ABOUT_INTENTS
+            or traceparent is None
+        ):
+            return
+        _, trace_hex, span_hex, _ = traceparent.split("-")
+        trace_id, root = int(trace_hex, 16), int(span_hex, 16)
+        if not sampled(trace_id, self.spec.sample):
+            return
+        span = self._tracer.start_span(
+            f"vsm.bridge.{direction} {envelope.kind}",
+            context=_parent(trace_id, root),
+            kind=SpanKind.PRODUCER if direction == "send" else SpanKind.CONSUMER,
+            attributes={
+                "vsm.envelope_id": envelope.id,
+                "vsm.peer": peer,
+                "vsm.recipient": envelope.recipient,
+                "messaging.system": "rabbitmq",
+            },
+            start_time=start_ns,
+        )
+        span.end(end_time=end_ns)

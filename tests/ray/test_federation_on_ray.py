@@ -26,6 +26,7 @@ import ray
 from actors._bridge import BRIDGE, BridgeActor
 from actors._federation_kit import federate, forget_broker_state
 from actors._runtime import RayTree
+from actors._tracing import s1_span_id, trace_ids
 from actors.sdk import Client, IntentRefused
 from protocol import (
     AmqpTransport,
@@ -47,6 +48,7 @@ from vsm.spec import (
     LimitsSpec,
     NodeSpec,
     PolicySpec,
+    TracingSpec,
     TreeSpec,
 )
 
@@ -65,12 +67,13 @@ def _cap(name: str, kernel: str = "echo", zone: str = "default") -> CapabilitySp
 class Pair:
     """Two federated trees and what the test needs to reach them."""
 
-    def __init__(self, url: str, tmp: Path) -> None:
+    def __init__(self, url: str, tmp: Path, tracing: TracingSpec | None = None) -> None:
         tag = uuid.uuid4().hex[:8]
         self.url = url
         alpha = TreeSpec(
             name=f"fed-alpha-{tag}",
             storage=str(tmp / "alpha.sqlite"),
+            tracing=tracing,
             policy=PolicySpec(max_depth=2, zones={"bob": ("eu",)}),
             limits=LIMITS,
             root=NodeSpec(
@@ -84,6 +87,7 @@ class Pair:
         beta = TreeSpec(
             name=f"fed-beta-{tag}",
             storage=str(tmp / "beta.sqlite"),
+            tracing=tracing,
             policy=PolicySpec(max_depth=2, zones={"alice": ("eu",)}),
             limits=LIMITS,
             root=NodeSpec(
@@ -131,6 +135,16 @@ class Pair:
 @pytest.fixture
 def pair(ray_cluster: None, amqp_url: str, tmp_path: Path) -> Iterator[Pair]:
     made = Pair(amqp_url, tmp_path)
+    try:
+        yield made
+    finally:
+        made.stop()
+
+
+@pytest.fixture
+def traced_pair(ray_cluster: None, amqp_url: str, tmp_path: Path) -> Iterator[Pair]:
+    """A pair whose trees (and bridges) write their spans to one file, ``spans.jsonl``."""
+    made = Pair(amqp_url, tmp_path, TracingSpec(path=str(tmp_path / "spans.jsonl")))
     try:
         yield made
     finally:
@@ -513,3 +527,46 @@ def test_registries_are_equal_after_concurrent_changes_on_both_sides(pair: Pair)
                 timeout=60,
             )
     wait_for("equal registries", lambda: root_digest(alpha) == root_digest(beta), timeout=60)
+
+
+def test_a_remote_intent_is_one_trace_across_both_clusters(
+    traced_pair: Pair, tmp_path: Path
+) -> None:
+    """Desk, S1s, bridges on both sides: one trace, from ids each side derives itself."""
+    alpha, _ = traced_pair.start()
+    with Client(alpha.spec.name, user="bob") as client:
+        wait_for(
+            "beta's maps in alpha",
+            lambda: "maps.sum" in {a["capability"] for a in client.registry()},
+        )
+        assert client.ask("maps.sum", params={"values": [1, 2]}, intent_id="far", timeout=30) == 3
+    trace, root = trace_ids("far")
+    wanted = {
+        "vsm.intent",
+        "vsm.s1 alpha",
+        "vsm.bridge.send intent",
+        "vsm.bridge.receive intent",
+        "vsm.s1 beta",
+        "vsm.s1 beta/maps",
+        "vsm.bridge.send outcome",
+        "vsm.bridge.receive outcome",
+    }
+    out = tmp_path / "spans.jsonl"
+
+    def spans() -> dict[str, dict[str, Any]]:
+        found = {}
+        for line in out.read_text().splitlines() if out.exists() else []:
+            span = json.loads(line)
+            if span["context"]["trace_id"] == f"0x{trace:032x}":
+                found[span["name"]] = span
+        return found
+
+    found = wait_for("the spans of both sides", lambda: wanted <= set(spans()) and spans())
+    trees = {name: span["resource"]["attributes"]["vsm.tree"] for name, span in found.items()}
+    assert trees["vsm.bridge.send intent"] == trees["vsm.s1 alpha"] == alpha.spec.name
+    assert trees["vsm.bridge.receive intent"] == trees["vsm.s1 beta"] != alpha.spec.name
+    for name in wanted - {"vsm.intent"}:
+        assert found[name]["parent_id"] == f"0x{root:016x}", name
+    # beta ran it as "ca:far" and still derived the S1 span of "far"
+    assert found["vsm.s1 beta"]["context"]["span_id"] == f"0x{s1_span_id('far', 'beta'):016x}"
+    assert found["vsm.s1 beta"]["attributes"]["vsm.intent_id"] == "ca:far"

@@ -15,10 +15,13 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from pydantic import ValidationError
 
 from actors._tracing import IntentTracer, original_id, s1_span_id, sampled, trace_ids
+from protocol import Causality, Envelope, IntentBody, RegistryBody, Sender
 from protocol._federation import traceparent_of
 from vsm.address import SystemId
+from vsm.crdt import Stamp
 from vsm.effects import Event
 from vsm.intents import Intent, Outcome, Refusal, Status
+from vsm.registry import RegistryDelta
 from vsm.spec import FederationSpec, NodeSpec, PeerSpec, TracingSpec, TreeSpec
 
 KEY = "ab" * 32
@@ -166,3 +169,31 @@ def test_spans_reach_an_otlp_collector() -> None:
 def test_a_bad_endpoint_is_refused_with_the_field_named() -> None:
     with pytest.raises(ValidationError, match="endpoint"):
         TracingSpec(exporter="otlp", endpoint="not a url")
+
+
+def test_a_bridge_traces_envelopes_about_intents_only(tmp_path: Path) -> None:
+    out = tmp_path / "spans.jsonl"
+    tracer = IntentTracer(tree(out), "#bridge")
+    sender = Sender(path="beta", cluster="cb", key_id="kb")
+    context = Causality(traceparent=traceparent_of("i-3"))
+
+    def envelope(body: Any) -> Envelope:
+        return Envelope.new(
+            sender=sender,
+            recipient="root",
+            body=body,
+            hlc=Stamp(1_000, 0, "beta"),
+            now=1.0,
+            ttl=30.0,
+            causality=context,
+        )
+
+    intent = envelope(IntentBody.of(Intent(id="cb:i-3", capability="c", user="u")))
+    tracer.envelope("receive", intent, "cb", 1, 2)
+    registry = envelope(RegistryBody.of(RegistryDelta()))
+    tracer.envelope("receive", registry, "cb", 1, 2)  # about no intent: no span
+    (span,) = spans(out)
+    assert span["name"] == "vsm.bridge.receive intent"
+    assert span["kind"] == "SpanKind.CONSUMER"
+    assert span["parent_id"] == f"0x{trace_ids('i-3')[1]:016x}"
+    assert span["attributes"]["vsm.envelope_id"] == intent.id
