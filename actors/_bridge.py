@@ -52,7 +52,7 @@ from typing import Any, Generic, TypeVar
 import ray
 
 from actors._logs import logger_for
-from actors._naming import PREFIX, host_in, namespace_of
+from actors._naming import PREFIX, find_actor, host_in, namespace_of
 from actors._store import ReplayLog
 from actors._tracing import IntentTracer
 from protocol import (
@@ -485,14 +485,7 @@ class Bridge:
         return host_in(self.tree, path, system, max(self.tree.pool_size, 1))
 
     def _host(self, name: str) -> Any:
-        handle = self._handles.get(name)
-        if handle is None:
-            try:
-                handle = ray.get_actor(name, namespace=self.namespace)
-            except ValueError:
-                return None
-            self._handles[name] = handle
-        return handle
+        return find_actor(name, self.namespace, self._handles)
 
     # ------------------------------------------------------------------ announcements (rule 4)
 

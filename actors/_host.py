@@ -73,6 +73,7 @@ from actors._metrics import HostMetrics
 from actors._naming import (
     PREFIX,
     actor_name,
+    find_actor,
     host_name,
     namespace_of,
     pool_index,
@@ -685,14 +686,7 @@ class Host:
         if name == BRIDGE and time.monotonic() - self._bridge_looked_up > BRIDGE_TTL:
             self._handles.pop(BRIDGE, None)  # a bridge made again under its name is found
             self._bridge_looked_up = time.monotonic()
-        handle = self._handles.get(name)
-        if handle is None:
-            try:
-                handle = ray.get_actor(name, namespace=self.namespace)
-            except ValueError:
-                return None
-            self._handles[name] = handle
-        return handle
+        return find_actor(name, self.namespace, self._handles)
 
     def _placement(self, path: str) -> Placement:
         placement = self._placements.get(path)

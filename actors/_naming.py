@@ -8,12 +8,17 @@ Rules:
        the path, so every host finds a pooled viable system without asking anyone.
     3. The spec of any path is found from the tree spec alone: each segment below the root
        names a static child or a template of its parent.
+    4. An actor is found by its name in its namespace (:func:`find_actor`), through a cache
+       of handles when the caller keeps one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from typing import Any
+
+import ray
 
 from vsm.address import SystemId
 from vsm.spec import NodeSpec, Placement, TreeSpec
@@ -21,6 +26,7 @@ from vsm.spec import NodeSpec, Placement, TreeSpec
 __all__ = [
     "actor_name",
     "actor_names",
+    "find_actor",
     "host_in",
     "host_name",
     "namespace_of",
@@ -113,3 +119,19 @@ def uses_pool(tree: TreeSpec) -> bool:
             return True
         stack += [*node.children, *node.templates]
     return False
+
+
+def find_actor(name: str, namespace: str, cache: dict[str, Any] | None = None) -> Any:
+    """The handle of the live actor ``name`` in ``namespace``, or ``None`` (rule 4).
+
+    With ``cache``, a handle found is kept there and reused; the caller drops stale ones.
+    """
+    handle = cache.get(name) if cache is not None else None
+    if handle is None:
+        try:
+            handle = ray.get_actor(name, namespace=namespace)
+        except ValueError:
+            return None
+        if cache is not None:
+            cache[name] = handle
+    return handle

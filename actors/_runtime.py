@@ -32,6 +32,7 @@ from actors._host import HostActor
 from actors._naming import (
     actor_name,
     actor_names,
+    find_actor,
     host_in,
     namespace_of,
     pool_name,
@@ -447,10 +448,7 @@ class RayTree:
         return desk
 
     def _get(self, name: str) -> Any:
-        try:
-            return ray.get_actor(name, namespace=self.namespace)
-        except ValueError:
-            return None
+        return find_actor(name, self.namespace)
 
     def _alive(self, name: str) -> bool:
         return self._get(name) is not None

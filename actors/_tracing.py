@@ -33,7 +33,7 @@ import hashlib
 import os
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterator
 from contextvars import ContextVar
 from typing import Any, TextIO
 
@@ -72,10 +72,10 @@ _PROVIDERS: dict[tuple[str, str, str, str], TracerProvider] = {}
 _LOCK = threading.Lock()
 
 
-def original_id(intent_id: str, peers: Iterable[str] = ()) -> str:
+def original_id(intent_id: str, peers: Collection[str] = ()) -> str:
     """The id the client gave: ``c:<id>`` from a peer ``c`` is ``<id>`` (rule 1)."""
     cluster, sep, rest = intent_id.partition(":")
-    return rest if sep and cluster in set(peers) else intent_id
+    return rest if sep and cluster in peers else intent_id
 
 
 def trace_ids(intent_id: str) -> tuple[int, int]:
